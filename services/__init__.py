@@ -1,0 +1,1 @@
+"""The two services. Each imports `shared`, never the other."""

@@ -1,0 +1,1 @@
+"""The platform kernel both services stand on: settings, database, ledger, auth, errors, idempotency."""

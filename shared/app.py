@@ -1,0 +1,95 @@
+"""The app factory both services use: pool lifespan, auth, errors, logging, metrics, OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+
+from shared.auth import AuthMiddleware
+from shared.controllers import HealthController, LedgerController, TenantController
+from shared.db import create_pool, provide_connection, provide_transaction
+from shared.http import EXCEPTION_HANDLERS
+from shared.ledger import Check
+from shared.observability import RequestIdMiddleware, configure_logging
+from shared.settings import Settings
+
+__all__ = ["create_service_app"]
+
+API_VERSION = "0.1.0"
+
+
+class MetricsController(PrometheusController):
+    path = "/metrics"
+    include_in_schema = False
+    opt = {"public": True}
+
+
+def create_service_app(
+    settings: Settings,
+    *,
+    title: str,
+    description: str,
+    route_handlers: Sequence[Any] = (),
+    verify_checks: Sequence[Check] = (),
+) -> Litestar:
+    configure_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        app.state.pool = await create_pool(settings)
+        try:
+            yield
+        finally:
+            await app.state.pool.close()
+
+    prometheus = PrometheusConfig(
+        app_name=settings.service, prefix="http", group_path=True, exclude_unhandled_paths=True
+    )
+    return Litestar(
+        route_handlers=[HealthController, TenantController, LedgerController, MetricsController, *route_handlers],
+        dependencies={
+            "db": Provide(provide_transaction),
+            "conn": Provide(provide_connection),
+        },
+        middleware=[RequestIdMiddleware, prometheus.middleware, DefineMiddleware(AuthMiddleware)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        state=_state(settings, verify_checks),
+        openapi_config=OpenAPIConfig(
+            title=title,
+            version=API_VERSION,
+            description=description,
+            path="/docs",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            security=[{"bearer": []}],
+            components=_security_components(),
+        ),
+        request_max_body_size=1_048_576,
+        debug=False,
+    )
+
+
+def _state(settings: Settings, verify_checks: Sequence[Check]) -> State:
+    return State({"settings": settings, "verify_checks": tuple(verify_checks)})
+
+
+def _security_components() -> Components:
+    return Components(
+        security_schemes={
+            "bearer": SecurityScheme(
+                type="http",
+                scheme="bearer",
+                description="A tenant API key (`admin` or `client` scope), or the operator token on /v1/tenants",
+            )
+        }
+    )

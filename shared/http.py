@@ -1,0 +1,138 @@
+"""HTTP glue shared by both services: problem responses, their OpenAPI entries, idempotent replies."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import asyncpg
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
+
+from shared.errors import PROBLEM_MEDIA_TYPE, DomainError, Problem, problem_from_database_error
+from shared.idempotency import Outcome
+
+__all__ = ["EXCEPTION_HANDLERS", "outcome_response", "problem_responses"]
+
+_log = structlog.get_logger("http")
+
+# Stable types for the framework's own refusals.
+_HTTP_TYPES = {
+    400: "invalid-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    412: "precondition-failed",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    429: "too-many-requests",
+    503: "unavailable",
+}
+
+_DESCRIPTIONS = {
+    400: "Malformed request: wrong types, unknown values, out-of-range numbers, bad cursor",
+    401: "Missing, malformed, unknown or revoked credentials",
+    403: "The key lacks the scope this operation needs",
+    404: "No such resource for this tenant",
+    409: "Refused by a business rule or an idempotency conflict; nothing was written",
+    412: "If-Match did not match the current ETag",
+    422: "Well-formed but refused by a rule; nothing was written",
+    500: "A fault of ours; nothing was written",
+    503: "The database is unavailable or too slow; retry",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problems an operation can return (always 400 and 500 too)."""
+    codes = sorted({400, 500, *statuses})
+    return {
+        code: ResponseSpec(
+            data_container=Problem,
+            media_type=PROBLEM_MEDIA_TYPE,
+            description=_DESCRIPTIONS.get(code, HTTPStatus(code).phrase),
+            generate_examples=False,
+        )
+        for code in codes
+    }
+
+
+def _problem(request: Request[Any, Any, Any], problem: Problem, headers: dict[str, str] | None = None) -> Response[Problem]:
+    return Response(problem, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def _on_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Problem]:
+    return _problem(request, exc.problem(request.url.path))
+
+
+def _on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
+    status = exc.status_code
+    errors = None
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
+        errors = [{k: str(v) for k, v in e.items()} for e in exc.extra if isinstance(e, dict)]
+    problem = Problem(
+        type=_HTTP_TYPES.get(status, "http-" + str(status)),
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=exc.detail,
+        instance=request.url.path,
+        errors=errors or None,
+    )
+    return _problem(request, problem, dict(exc.headers) if exc.headers else None)
+
+
+def _on_database_error(request: Request[Any, Any, Any], exc: asyncpg.PostgresError) -> Response[Problem]:
+    refusal = problem_from_database_error(exc)
+    if refusal is None:
+        return _on_unexpected(request, exc)
+    return _problem(request, refusal.problem(request.url.path))
+
+
+def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    _log.error("unhandled", exc_info=exc, path=request.url.path)
+    problem = Problem(
+        type="internal-error", title="Internal Server Error", status=500, detail="an unexpected error; nothing was written"
+    )
+    return _problem(request, problem)
+
+
+def _on_exception_group(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    inner = getattr(exc, "exceptions", ())
+    if len(inner) == 1:
+        return _dispatch(request, inner[0])
+    return _on_unexpected(request, exc)
+
+
+def _dispatch(request: Request[Any, Any, Any], exc: BaseException) -> Response[Problem]:
+    if isinstance(exc, DomainError):
+        return _on_domain_error(request, exc)
+    if isinstance(exc, HTTPException):
+        return _on_http_exception(request, exc)
+    if isinstance(exc, asyncpg.PostgresError):
+        return _on_database_error(request, exc)
+    if isinstance(exc, OSError | asyncpg.InterfaceError):
+        return _problem(request, Problem(type="unavailable", title="Service Unavailable", status=503,
+                                         detail="the database is unreachable; retry"))
+    return _on_unexpected(request, exc if isinstance(exc, Exception) else Exception(repr(exc)))
+
+
+def _on_any(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    if isinstance(exc, BaseExceptionGroup):
+        return _on_exception_group(request, exc)
+    return _dispatch(request, exc)
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    DomainError: _on_domain_error,
+    HTTPException: _on_http_exception,
+    asyncpg.PostgresError: _on_database_error,
+    Exception: _on_any,
+}
+
+
+def outcome_response(outcome: Outcome) -> Response[bytes]:
+    """The stored or fresh result of an idempotent write, with a header that says which."""
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+    return Response(outcome.body, status_code=outcome.status, media_type=outcome.media_type, headers=headers)

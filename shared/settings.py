@@ -1,0 +1,58 @@
+"""Settings, read from the environment once and passed into the app factory (nothing reads it at import)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import msgspec
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    database_url: str
+    service: str
+    schema: str
+    operator_token: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    pool_min_size: int = 2
+    pool_max_size: int = 20
+    statement_timeout_ms: int = 5000
+    auth_cache_seconds: float = 10.0
+    log_level: str = "INFO"
+    log_json: bool | None = None  # None: JSON unless stdout is a terminal
+    loyalty_url: str = "http://127.0.0.1:8001"
+    referral_url: str = "http://127.0.0.1:8002"
+
+
+_DEFAULT_PORTS = {"loyalty": 8001, "referral": 8002}
+
+
+def _flag(value: str | None) -> bool | None:
+    if value is None or value == "":
+        return None
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load_settings(service: str, database_url: str, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings for one service; `database_url` comes from the caller (env or the embedded server)."""
+    env = os.environ if env is None else env
+    prefix = service.upper() + "_"
+    return Settings(
+        database_url=database_url,
+        service=service,
+        schema=service,
+        operator_token=env.get("OPERATOR_TOKEN") or None,
+        host=env.get("HOST", "127.0.0.1"),
+        port=int(env.get(prefix + "PORT", _DEFAULT_PORTS.get(service, 8000))),
+        pool_min_size=int(env.get("DB_POOL_MIN_SIZE", 2)),
+        pool_max_size=int(env.get("DB_POOL_MAX_SIZE", 20)),
+        statement_timeout_ms=int(env.get("DB_STATEMENT_TIMEOUT_MS", 5000)),
+        auth_cache_seconds=float(env.get("AUTH_CACHE_SECONDS", 10)),
+        log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        log_json=_flag(env.get("LOG_JSON")),
+        loyalty_url=env.get("LOYALTY_URL", f"http://127.0.0.1:{env.get('LOYALTY_PORT', 8001)}"),
+        referral_url=env.get("REFERRAL_URL", f"http://127.0.0.1:{env.get('REFERRAL_PORT', 8002)}"),
+    )
