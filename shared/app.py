@@ -14,6 +14,8 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.routes import HTTPRoute
+from litestar.types import Message, Scope
 
 from shared.auth import AuthMiddleware
 from shared.controllers import HealthController, LedgerController, TenantController
@@ -55,7 +57,8 @@ def create_service_app(
     prometheus = PrometheusConfig(
         app_name=settings.service, prefix="http", group_path=True, exclude_unhandled_paths=True
     )
-    return Litestar(
+    allowed_methods: dict[str, bytes] = {}
+    app = Litestar(
         route_handlers=[HealthController, TenantController, LedgerController, MetricsController, *route_handlers],
         dependencies={
             "db": Provide(provide_transaction),
@@ -63,6 +66,7 @@ def create_service_app(
         },
         middleware=[RequestIdMiddleware, prometheus.middleware, DefineMiddleware(AuthMiddleware)],
         exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[_allow_header_fix(allowed_methods)],
         lifespan=[lifespan],
         state=_state(settings, verify_checks),
         openapi_config=OpenAPIConfig(
@@ -77,6 +81,29 @@ def create_service_app(
         request_max_body_size=1_048_576,
         debug=False,
     )
+    allowed_methods.update(
+        {
+            route.path_format: ", ".join(sorted(route.methods)).encode()
+            for route in app.routes
+            if isinstance(route, HTTPRoute)
+        }
+    )
+    return app
+
+
+def _allow_header_fix(allowed_methods: dict[str, bytes]) -> Any:
+    """Litestar 2.x answers OPTIONS with the methods of the first handler registered on a path only
+    (litestar#4169, fixed in 3.0): list every method of the route instead."""
+
+    async def before_send(message: Message, scope: Scope) -> None:
+        if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":
+            return
+        allow = allowed_methods.get(scope.get("path_template", ""))
+        headers = list(message.get("headers", ()))
+        if allow is not None and any(name.lower() == b"allow" for name, _ in headers):
+            message["headers"] = [*((k, v) for k, v in headers if k.lower() != b"allow"), (b"allow", allow)]
+
+    return before_send
 
 
 def _state(settings: Settings, verify_checks: Sequence[Check]) -> State:

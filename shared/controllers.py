@@ -13,7 +13,7 @@ from litestar.params import JSONBody, PathParameter
 
 from shared.auth import Principal, requires_admin
 from shared.errors import DomainError
-from shared.http import problem_responses
+from shared.http import PublicOperation, problem_responses
 from shared.ledger import VerifyReport, verify
 from shared.tenants import ApiKeyIn, IssuedKey, Tenant, TenantIn, get_tenant, issue_api_key, upsert_tenant
 
@@ -27,7 +27,13 @@ class HealthController(Controller):
     tags = ["health"]
     opt = {"public": True}
 
-    @get("/livez", operation_id="livez", summary="The process is alive (no I/O)")
+    @get(
+        "/livez",
+        operation_id="livez",
+        summary="The process is alive (no I/O)",
+        responses=problem_responses(),
+        operation_class=PublicOperation,
+    )
     async def livez(self) -> dict[str, str]:
         return {"status": "ok"}
 
@@ -36,6 +42,7 @@ class HealthController(Controller):
         operation_id="readyz",
         summary="The database can serve a query",
         responses=problem_responses(503),
+        operation_class=PublicOperation,
     )
     async def readyz(self, state: State) -> dict[str, str]:
         pool: asyncpg.Pool = state.pool

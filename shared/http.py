@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -10,11 +11,12 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Operation
 
 from shared.errors import PROBLEM_MEDIA_TYPE, DomainError, Problem, problem_from_database_error
 from shared.idempotency import Outcome
 
-__all__ = ["EXCEPTION_HANDLERS", "outcome_response", "problem_responses"]
+__all__ = ["EXCEPTION_HANDLERS", "PublicOperation", "outcome_response", "problem_responses"]
 
 _log = structlog.get_logger("http")
 
@@ -57,6 +59,15 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
         )
         for code in codes
     }
+
+
+@dataclass
+class PublicOperation(Operation):
+    """The OpenAPI entry of a route that needs no credentials (opt `public`): `security: []` lifts the
+    document-wide bearer requirement, so clients and contract tests do not expect a 401."""
+
+    def __post_init__(self) -> None:
+        self.security = []
 
 
 def _problem(request: Request[Any, Any, Any], problem: Problem, headers: dict[str, str] | None = None) -> Response[Problem]:

@@ -131,10 +131,10 @@ SELECT e.entry_id, e.kind, e.idempotency_key, e.reverses_entry_id, e.effective_a
 _BALANCES = """
 SELECT a.code, a.asset, a.normal_side, a.track_balance, a.debits_posted, a.credits_posted,
        CASE WHEN a.track_balance THEN NULL ELSE
-           (SELECT coalesce(sum(p.amount) FILTER (WHERE p.amount > 0), 0)
+           (SELECT coalesce(sum(p.amount) FILTER (WHERE p.amount > 0), 0)::bigint
               FROM postings p WHERE p.tenant_id = a.tenant_id AND p.account_id = a.account_id) END AS derived_debits,
        CASE WHEN a.track_balance THEN NULL ELSE
-           (SELECT coalesce(-sum(p.amount) FILTER (WHERE p.amount < 0), 0)
+           (SELECT coalesce(-sum(p.amount) FILTER (WHERE p.amount < 0), 0)::bigint
               FROM postings p WHERE p.tenant_id = a.tenant_id AND p.account_id = a.account_id) END AS derived_credits
   FROM accounts a
  WHERE a.tenant_id = $1 AND a.code = ANY($2::text[])
@@ -153,15 +153,15 @@ WITH acct AS (
      ORDER BY p.entry_id DESC, p.leg DESC
      LIMIT $5
 ), upto AS (
-    SELECT coalesce(sum(q.amount), 0) AS total
+    SELECT coalesce(sum(q.amount), 0)::bigint AS total
       FROM postings q
      WHERE q.tenant_id = $1 AND q.account_id = (SELECT account_id FROM acct)
-       AND (q.entry_id, q.leg) <= (SELECT (entry_id, leg) FROM page ORDER BY entry_id DESC, leg DESC LIMIT 1)
+       AND (q.entry_id, q.leg) <= (SELECT entry_id, leg FROM page ORDER BY entry_id DESC, leg DESC LIMIT 1)
 )
 SELECT page.entry_id, page.leg, page.kind, page.reason, page.source_ref, page.effective_at,
        page.amount, (SELECT normal_side FROM acct) AS normal_side,
-       upto.total - coalesce(sum(page.amount) OVER (ORDER BY page.entry_id DESC, page.leg DESC
-                                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS running
+       (upto.total - coalesce(sum(page.amount) OVER (ORDER BY page.entry_id DESC, page.leg DESC
+                                                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0))::bigint AS running
   FROM page, upto
  ORDER BY page.entry_id DESC, page.leg DESC
 """

@@ -230,7 +230,9 @@ CREATE FUNCTION {s}.post_entry(
 ) LANGUAGE plpgsql AS $fn$
 DECLARE
     v_hash bytea;
-    v_legs int;
+    v_ids bigint[];
+    v_assets text[];
+    v_found int;
 BEGIN
     INSERT INTO {s}.entries AS e (tenant_id, kind, idempotency_key, legs_hash, reverses_entry_id,
                                   effective_at, reason, source_ref, metadata)
@@ -249,14 +251,17 @@ BEGIN
         RETURN;
     END IF;
 
-    INSERT INTO {s}.postings (tenant_id, entry_id, leg, account_id, asset, amount)
-    SELECT p_tenant, post_entry.entry_id, l.ord, a.account_id, a.asset, l.amount
-      FROM unnest(p_codes, p_amounts) WITH ORDINALITY AS l(code, amount, ord)
-      JOIN {s}.accounts a ON a.tenant_id = p_tenant AND a.code = l.code;
-    GET DIAGNOSTICS v_legs = ROW_COUNT;
-    IF v_legs <> cardinality(p_codes) THEN
+    SELECT array_agg(a.account_id ORDER BY l.ord), array_agg(a.asset ORDER BY l.ord), count(a.account_id)
+      INTO v_ids, v_assets, v_found
+      FROM unnest(p_codes) WITH ORDINALITY AS l(code, ord)
+      LEFT JOIN {s}.accounts a ON a.tenant_id = p_tenant AND a.code = l.code;
+    IF v_found <> cardinality(p_codes) THEN
         RAISE EXCEPTION 'a leg names an account that does not exist' USING ERRCODE = 'LG404';
     END IF;
+
+    INSERT INTO {s}.postings (tenant_id, entry_id, leg, account_id, asset, amount)
+    SELECT p_tenant, post_entry.entry_id, l.ord, l.account_id, l.asset, l.amount
+      FROM unnest(v_ids, v_assets, p_amounts) WITH ORDINALITY AS l(account_id, asset, amount, ord);
     replayed := false;
 END
 $fn$;
