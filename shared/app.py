@@ -22,7 +22,7 @@ from shared.controllers import HealthController, LedgerController, TenantControl
 from shared.db import create_pool, provide_connection, provide_transaction
 from shared.http import EXCEPTION_HANDLERS
 from shared.ledger import Check
-from shared.observability import RequestIdMiddleware, configure_logging
+from shared.observability import RequestIdMiddleware, configure_logging, unwatch_pool, watch_pool
 from shared.settings import Settings
 
 __all__ = ["create_service_app"]
@@ -49,9 +49,11 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         app.state.pool = await create_pool(settings)
+        watch_pool(settings.service, app.state.pool)
         try:
             yield
         finally:
+            unwatch_pool(app.state.pool)
             await app.state.pool.close()
 
     prometheus = PrometheusConfig(

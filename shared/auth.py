@@ -85,7 +85,8 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
     """Tenant keys everywhere except routes marked `operator` (operator token) or `public` (none)."""
 
     def __init__(self, app: Any, **kwargs: Any) -> None:
-        super().__init__(app, exclude_from_auth_key="public", **kwargs)
+        # The API docs and the contract are public, like the committed openapi/*.json.
+        super().__init__(app, exclude_from_auth_key="public", exclude=["^/docs"], **kwargs)
         self._cache: _KeyCache | None = None
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:

@@ -11,13 +11,48 @@ from typing import Any
 import structlog
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import Counter
+from collections.abc import Iterator
 
-__all__ = ["LEDGER_ENTRIES", "configure_logging", "RequestIdMiddleware"]
+import asyncpg
+from prometheus_client import REGISTRY, Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+__all__ = ["LEDGER_ENTRIES", "RequestIdMiddleware", "configure_logging", "unwatch_pool", "watch_pool"]
 
 LEDGER_ENTRIES = Counter(
-    "ledger_entries_posted_total", "Ledger entries posted through the API", ["service", "kind"]
+    "ledger_entries_written",
+    "Ledger entries written by this process, by kind (replays excluded; an entry whose transaction "
+    "later rolled back is counted too)",
+    ["kind"],
 )
+
+_POOLS: dict[int, tuple[str, asyncpg.Pool]] = {}
+
+
+class _PoolCollector(Collector):
+    """Pool size and idle connections, read at scrape time from the live pools of this process."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        size = GaugeMetricFamily("db_pool_connections", "Open connections in the pool", labels=["service"])
+        idle = GaugeMetricFamily("db_pool_idle_connections", "Idle connections in the pool", labels=["service"])
+        busy = GaugeMetricFamily("db_pool_busy_connections", "Connections lent to requests", labels=["service"])
+        for service, pool in list(_POOLS.values()):
+            size.add_metric([service], pool.get_size())
+            idle.add_metric([service], pool.get_idle_size())
+            busy.add_metric([service], pool.get_size() - pool.get_idle_size())
+        yield from (size, idle, busy)
+
+
+REGISTRY.register(_PoolCollector())
+
+
+def watch_pool(service: str, pool: asyncpg.Pool) -> None:
+    _POOLS[id(pool)] = (service, pool)
+
+
+def unwatch_pool(pool: asyncpg.Pool) -> None:
+    _POOLS.pop(id(pool), None)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 

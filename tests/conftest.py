@@ -10,6 +10,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -60,6 +61,12 @@ async def _drop_database(admin_dsn: str, name: str) -> None:
         await conn.close()
 
 
+def run_blocking(coro: Any) -> Any:
+    """Run a coroutine to completion from sync or async code alike (in a thread with its own loop)."""
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        return executor.submit(asyncio.run, coro).result()
+
+
 @pytest.fixture(scope="session")
 def admin_dsn() -> str:
     return _admin_dsn()
@@ -72,13 +79,13 @@ def fresh_database(admin_dsn: str) -> Iterator[Any]:
 
     def make() -> str:
         name = f"t_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        asyncio.run(_create_database(admin_dsn, name))
+        run_blocking(_create_database(admin_dsn, name))
         created.append(name)
         return _with_database(admin_dsn, name)
 
     yield make
     for name in created:
-        asyncio.run(_drop_database(admin_dsn, name))
+        run_blocking(_drop_database(admin_dsn, name))
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import asyncpg
 import msgspec
 
 from shared.errors import DomainError, problem_from_database_error
+from shared.observability import LEDGER_ENTRIES
 
 __all__ = [
     "MAX_AMOUNT",
@@ -268,6 +269,8 @@ async def _post(
     except asyncpg.PostgresError as exc:
         raise _refusal(exc) from exc
     assert row is not None
+    if not row[1]:
+        LEDGER_ENTRIES.labels(kind).inc()
     return PostedEntry(entry_id=row[0], replayed=row[1])
 
 

@@ -14,7 +14,6 @@ test functions are plain `def`s and never touch the session loop of pytest-async
 from __future__ import annotations
 
 import asyncio
-import decimal
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -213,16 +212,10 @@ async def snapshot(conn: asyncpg.Connection, tenant_id: str) -> Snapshot:
 
 
 def integer(value: Any) -> int:
-    """An amount read back from the API.
-
-    BUG (see test_amounts_read_back_are_int below): `balances()` of untracked accounts and
-    `history().balance_after` come back as `decimal.Decimal` (PostgreSQL's sum(bigint) is numeric),
-    which msgspec encodes as a JSON string. Once api.py casts them to bigint, tighten this to
-    `assert type(value) is int`.
-    """
-    assert type(value) in (int, decimal.Decimal), type(value)
-    assert value == int(value)
-    return int(value)
+    """An amount read back from the API: a Python int, never a Decimal (PostgreSQL's sum(bigint) is
+    numeric, and msgspec would encode a Decimal as a JSON string)."""
+    assert type(value) is int, type(value)
+    return value
 
 
 def nonzero(low: int, high: int) -> st.SearchStrategy[int]:
@@ -772,37 +765,3 @@ def test_ledger_matches_model(database_url: str) -> None:
 @pytest.mark.slow
 def test_ledger_matches_model_long(database_url: str) -> None:
     _run(database_url, max_examples=300, steps=40)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: balances() of untracked accounts and history().balance_after are decimal.Decimal "
-    "(sum(bigint) is numeric in PostgreSQL) and msgspec encodes them as JSON strings; cast to bigint in api.py",
-)
-def test_amounts_read_back_are_int(database_url: str) -> None:
-    async def scenario() -> list[type]:
-        conn = await asyncpg.connect(database_url, server_settings={"search_path": "loyalty"})
-        try:
-            tenant_id = "sx" + uuid.uuid4().hex[:20]
-            await conn.execute("INSERT INTO tenants (tenant_id, name) VALUES ($1, $1)", tenant_id)
-            async with conn.transaction():
-                issued, _, _ = role_account("issued", 0, "PTS")
-                await open_account(
-                    conn, tenant_id, issued, "PTS", normal_side="debit", no_overdraft=False, tracked=False
-                )
-                await open_account(conn, tenant_id, "member:0:points", "PTS", owner_id="m0")
-                await post_entry(
-                    conn, tenant_id, kind="earn", idempotency_key="k", legs=[Leg(issued, 5), Leg("member:0:points", -5)]
-                )
-            found = await balances(conn, tenant_id, [issued])
-            lines = await history(conn, tenant_id, "member:0:points")
-            return [type(found[issued].balance), type(found[issued].debits_posted), type(lines[0].balance_after)]
-        finally:
-            await conn.close()
-
-    loop = asyncio.new_event_loop()
-    try:
-        types = loop.run_until_complete(scenario())
-    finally:
-        loop.close()
-    assert types == [int, int, int]
