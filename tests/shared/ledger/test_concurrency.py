@@ -42,9 +42,11 @@ async def test_100_spends_of_10_against_500_from_40_connections(ledger: LedgerTe
 
     tasks = [asyncio.create_task(lane(n)) for n in range(len(conns))]
     start.set()
-    await asyncio.gather(*tasks)
-    for conn in conns:
-        await ledger.pool.release(conn)
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for conn in conns:
+            await ledger.pool.release(conn)
 
     assert outcomes.count("ok") == 50
     assert outcomes.count("insufficient-balance") == 50
@@ -70,12 +72,12 @@ async def test_mixed_concurrent_workload_keeps_every_invariant(ledger: LedgerTen
             op = local.choice(["earn", "spend", "transfer", "transfer", "reverse"])
             a, b = local.sample(members, 2)
             amount = local.randint(1, 40)
+            posted = None
             try:
                 async with conn.transaction():
                     if op == "earn":
                         posted = await post_entry(conn, ledger.tenant_id, kind="earn", idempotency_key=uuid.uuid4().hex,
                                                   legs=[Leg(PROGRAM, amount), Leg(a, -amount)])
-                        earned.append(posted.entry_id)
                     elif op == "spend":
                         await post_entry(conn, ledger.tenant_id, kind="redeem", idempotency_key=uuid.uuid4().hex,
                                          legs=[Leg(a, amount), Leg(PROGRAM, -amount)])
@@ -86,13 +88,17 @@ async def test_mixed_concurrent_workload_keeps_every_invariant(ledger: LedgerTen
                         await reverse_entry(conn, ledger.tenant_id, local.choice(earned),
                                             idempotency_key=uuid.uuid4().hex)
                 counts["ok"] += 1
+                if posted is not None:  # visible to other workers only once committed
+                    earned.append(posted.entry_id)
             except DomainError as refusal:
                 assert refusal.type in counts, refusal.type  # never a deadlock or serialization failure
                 counts[refusal.type] += 1
 
-    await asyncio.gather(*(worker(conn, rng.randrange(10**9)) for conn in conns))
-    for conn in conns:
-        await ledger.pool.release(conn)
+    try:
+        await asyncio.gather(*(worker(conn, rng.randrange(10**9)) for conn in conns))
+    finally:
+        for conn in conns:
+            await ledger.pool.release(conn)
 
     async with ledger.pool.acquire() as conn:
         report = await verify(conn, ledger.tenant_id)
@@ -142,9 +148,11 @@ async def test_same_key_many_connections_gather(ledger: LedgerTenant) -> None:
         async with conn.transaction():
             return (await post_entry(conn, ledger.tenant_id, kind="earn", idempotency_key="same", legs=legs)).entry_id
 
-    ids = await asyncio.gather(*(post(conn) for conn in conns))
-    for conn in conns:
-        await ledger.pool.release(conn)
+    try:
+        ids = await asyncio.gather(*(post(conn) for conn in conns))
+    finally:
+        for conn in conns:
+            await ledger.pool.release(conn)
     assert len(set(ids)) == 1
     async with ledger.pool.acquire() as conn:
         assert (await balances(conn, ledger.tenant_id, [member]))[member].balance == 5

@@ -301,12 +301,13 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def attempt(self, operation: Callable[[asyncpg.Connection], Awaitable[T]]) -> T | DomainError:
         """One operation in its own transaction; a refusal rolls it back and is returned."""
+        result: T | DomainError
         try:
-            return self.run(self._in_transaction(operation))
+            result = self.run(self._in_transaction(operation))
         except DomainError as refusal:
-            return refusal
-        finally:
-            assert not self.db.is_in_transaction()
+            result = refusal
+        assert not self.db.is_in_transaction()
+        return result
 
     def expect_refusal(self, operation: Callable[[asyncpg.Connection], Awaitable[Any]], type_: str) -> None:
         before = self.run(snapshot(self.db, self.tenant))
