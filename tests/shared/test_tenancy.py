@@ -83,3 +83,24 @@ async def test_tenant_key_reads_nothing_of_another_tenant(client: httpx.AsyncCli
     other = await client.get(f"/v1/tenants/{tenant.tenant_id}", headers=tenant.admin)
     assert other.status_code == 401
     assert (await client.get(f"/v1/tenants/{tenant.tenant_id}", headers=OPERATOR)).json()["tenant_id"] == tenant.tenant_id
+
+
+async def test_ledger_reads_are_scoped_to_the_key_tenant(
+    loyalty_client: httpx.AsyncClient, loyalty_pool, tenant: TenantKeys, database_url: str
+) -> None:
+    """A violation planted in tenant B shows in B's report only; A's key never sees B's rows."""
+    from ops.cli import provision
+    from shared.tenants import TenantIn
+
+    other_id = tenant.tenant_id + "b"
+    other_keys = await provision(database_url, other_id, TenantIn(name="B"), {"admin": ["admin"]})
+    other = {"Authorization": f"Bearer {other_keys['admin']}"}
+    async with loyalty_pool.acquire() as conn, conn.transaction():
+        await conn.execute("INSERT INTO accounts (tenant_id, code, asset) VALUES ($1, 'member:x:points', 'PTS')", other_id)
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        await conn.execute("UPDATE accounts SET credits_posted = 7 WHERE tenant_id = $1", other_id)
+    mine = (await loyalty_client.get("/v1/ledger/verify", headers=tenant.admin)).json()
+    theirs = (await loyalty_client.get("/v1/ledger/verify", headers=other)).json()
+    assert mine["ok"] is True and mine["violations"] == []
+    assert theirs["ok"] is False
+    assert {v["tenant_id"] for v in theirs["violations"]} == {other_id}
