@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -71,7 +70,10 @@ async def provision(
                 await upsert_tenant(conn, tenant_id, tenant)
                 for key_id, scopes in keys.items():
                     issued, created = await issue_api_key(
-                        conn, tenant_id, ApiKeyIn(key_id=key_id, scopes=scopes), secrets_by_id[key_id]  # type: ignore[arg-type]
+                        conn,
+                        tenant_id,
+                        ApiKeyIn(key_id=key_id, scopes=scopes),
+                        secrets_by_id[key_id],  # type: ignore[arg-type]
                     )
                     shown.setdefault(key_id, None)
                     if created:
@@ -154,8 +156,20 @@ def run(host: str, ports: dict[str, int]) -> int:
     env = {**os.environ, "DATABASE_URL": url, "OPERATOR_TOKEN": token}
     children: list[subprocess.Popen[bytes]] = []
     for name, port in ports.items():
-        cmd = [sys.executable, "-m", "uvicorn", "--factory", f"services.{name}.app:create_app_from_env",
-               "--host", host, "--port", str(port), "--no-access-log", "--log-level", "warning"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            f"services.{name}.app:create_app_from_env",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
         children.append(subprocess.Popen(cmd, env=env, cwd=PROJECT_DIR))
 
     table = Table(title="loyalty + referral are running (Ctrl-C stops both and the database)")

@@ -88,8 +88,10 @@ class TenantController(Controller):
         summary="Issue an API key (the secret is shown once)",
         description="Idempotent by `key_id`: a retry with the same body returns 200 and the key's metadata "
         "with `key: null`, because the secret is never stored; other scopes or label are 409.",
-        responses={200: ResponseSpec(IssuedKey, description="Replay: metadata, no secret"),
-                   **problem_responses(401, 404, 409)},
+        responses={
+            200: ResponseSpec(IssuedKey, description="Replay: metadata, no secret"),
+            **problem_responses(401, 404, 409),
+        },
         status_code=201,
     )
     async def issue_key(

@@ -43,7 +43,6 @@ class DomainError(Exception):
 # SQLSTATEs raised by our own SQL functions.
 _CUSTOM_SQLSTATES = {
     "LG409": ("idempotency-conflict", 409),
-    "LG404": ("account-not-found", 404),
 }
 
 # Constraint name -> (problem type, status). Unknown constraints fall back per error class.
@@ -66,6 +65,11 @@ def problem_from_database_error(exc: asyncpg.PostgresError) -> DomainError | Non
     if sqlstate in _CUSTOM_SQLSTATES:
         kind, status = _CUSTOM_SQLSTATES[sqlstate]
         return DomainError(kind, status, detail)
+    if isinstance(exc, asyncpg.NotNullViolationError) and (exc.table_name, exc.column_name) == (
+        "postings",
+        "account_id",
+    ):
+        return DomainError("account-not-found", 404, "a leg names an account that does not exist")
     constraint = getattr(exc, "constraint_name", None)
     if constraint in _CONSTRAINTS:
         kind, status = _CONSTRAINTS[constraint]

@@ -70,7 +70,9 @@ class PublicOperation(Operation):
         self.security = []
 
 
-def _problem(request: Request[Any, Any, Any], problem: Problem, headers: dict[str, str] | None = None) -> Response[Problem]:
+def _problem(
+    request: Request[Any, Any, Any], problem: Problem, headers: dict[str, str] | None = None
+) -> Response[Problem]:
     return Response(problem, status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
@@ -104,7 +106,10 @@ def _on_database_error(request: Request[Any, Any, Any], exc: asyncpg.PostgresErr
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     _log.error("unhandled", exc_info=exc, path=request.url.path)
     problem = Problem(
-        type="internal-error", title="Internal Server Error", status=500, detail="an unexpected error; nothing was written"
+        type="internal-error",
+        title="Internal Server Error",
+        status=500,
+        detail="an unexpected error; nothing was written",
     )
     return _problem(request, problem)
 
@@ -124,8 +129,12 @@ def _dispatch(request: Request[Any, Any, Any], exc: BaseException) -> Response[P
     if isinstance(exc, asyncpg.PostgresError):
         return _on_database_error(request, exc)
     if isinstance(exc, OSError | asyncpg.InterfaceError):
-        return _problem(request, Problem(type="unavailable", title="Service Unavailable", status=503,
-                                         detail="the database is unreachable; retry"))
+        return _problem(
+            request,
+            Problem(
+                type="unavailable", title="Service Unavailable", status=503, detail="the database is unreachable; retry"
+            ),
+        )
     return _on_unexpected(request, exc if isinstance(exc, Exception) else Exception(repr(exc)))
 
 

@@ -6,14 +6,13 @@ import logging
 import re
 import sys
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
+import asyncpg
 import structlog
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from collections.abc import Iterator
-
-import asyncpg
 from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -53,6 +52,7 @@ def watch_pool(service: str, pool: asyncpg.Pool) -> None:
 
 def unwatch_pool(pool: asyncpg.Pool) -> None:
     _POOLS.pop(id(pool), None)
+
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 

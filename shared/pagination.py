@@ -31,6 +31,6 @@ def decode_cursor(cursor: str, types: tuple[type, ...]) -> tuple[Any, ...]:
         values = msgspec.json.decode(raw, type=list)
         if len(values) != len(types):
             raise ValueError("wrong arity")
-        return tuple(msgspec.convert(v, t) for v, t in zip(values, types))
+        return tuple(msgspec.convert(v, t) for v, t in zip(values, types, strict=True))
     except (ValueError, binascii.Error, msgspec.DecodeError, msgspec.ValidationError):
         raise DomainError("invalid-cursor", 400, "the cursor is not one this service issued") from None

@@ -278,9 +278,24 @@ async def get_entry(conn: asyncpg.Connection, tenant_id: str, entry_id: int) -> 
     row = await conn.fetchrow(_ENTRY_LEGS, tenant_id, entry_id)
     if row is None:
         raise DomainError("entry-not-found", 404, f"entry {entry_id} does not exist")
-    legs = [EntryLeg(account=c, asset=a, amount=n) for c, a, n in zip(row["codes"], row["assets"], row["amounts"])]
-    fields = {k: row[k] for k in ("entry_id", "kind", "idempotency_key", "reverses_entry_id", "effective_at",
-                                  "created_at", "reason", "source_ref", "metadata")}
+    legs = [
+        EntryLeg(account=c, asset=a, amount=n)
+        for c, a, n in zip(row["codes"], row["assets"], row["amounts"], strict=True)
+    ]
+    fields = {
+        k: row[k]
+        for k in (
+            "entry_id",
+            "kind",
+            "idempotency_key",
+            "reverses_entry_id",
+            "effective_at",
+            "created_at",
+            "reason",
+            "source_ref",
+            "metadata",
+        )
+    }
     return Entry(**fields, legs=legs)
 
 
@@ -300,9 +315,7 @@ async def reverse_entry(
     if original.reverses_entry_id is not None:
         raise DomainError("reversal-not-reversible", 422, f"entry {entry_id} is itself a reversal")
     legs = [Leg(leg.account, -leg.amount) for leg in original.legs]
-    return await _post(
-        conn, tenant_id, kind, idempotency_key, legs, effective_at, reason, source_ref, None, entry_id
-    )
+    return await _post(conn, tenant_id, kind, idempotency_key, legs, effective_at, reason, source_ref, None, entry_id)
 
 
 async def balances(conn: asyncpg.Connection, tenant_id: str, codes: list[str]) -> dict[str, Balance]:

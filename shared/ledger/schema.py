@@ -222,8 +222,7 @@ CREATE TRIGGER accounts_no_truncate BEFORE TRUNCATE ON {s}.accounts
     FOR EACH STATEMENT EXECUTE FUNCTION {s}.journal_is_append_only();
 
 -- One round trip per write: header (idempotent by key and legs hash) and legs in one call.
--- Returns the entry id and whether it was a replay; raises LG409 on a conflicting replay and
--- LG404 when a leg names an unknown account.
+-- Returns the entry id and whether it was a replay; raises LG409 on a conflicting replay.
 CREATE FUNCTION {s}.post_entry(
     p_tenant text, p_kind text, p_key text, p_hash bytea,
     p_codes text[], p_amounts bigint[],
@@ -233,9 +232,6 @@ CREATE FUNCTION {s}.post_entry(
 ) LANGUAGE plpgsql AS $fn$
 DECLARE
     v_hash bytea;
-    v_ids bigint[];
-    v_assets text[];
-    v_found int;
 BEGIN
     INSERT INTO {s}.entries AS e (tenant_id, kind, idempotency_key, legs_hash, reverses_entry_id,
                                   effective_at, reason, source_ref, metadata)
@@ -254,17 +250,11 @@ BEGIN
         RETURN;
     END IF;
 
-    SELECT array_agg(a.account_id ORDER BY l.ord), array_agg(a.asset ORDER BY l.ord), count(a.account_id)
-      INTO v_ids, v_assets, v_found
-      FROM unnest(p_codes) WITH ORDINALITY AS l(code, ord)
-      LEFT JOIN {s}.accounts a ON a.tenant_id = p_tenant AND a.code = l.code;
-    IF v_found <> cardinality(p_codes) THEN
-        RAISE EXCEPTION 'a leg names an account that does not exist' USING ERRCODE = 'LG404';
-    END IF;
-
+    -- An unknown code leaves account_id NULL: the NOT NULL check refuses the row (-> account-not-found).
     INSERT INTO {s}.postings (tenant_id, entry_id, leg, account_id, asset, amount)
-    SELECT p_tenant, post_entry.entry_id, l.ord, l.account_id, l.asset, l.amount
-      FROM unnest(v_ids, v_assets, p_amounts) WITH ORDINALITY AS l(account_id, asset, amount, ord);
+    SELECT p_tenant, post_entry.entry_id, l.ord, a.account_id, a.asset, l.amount
+      FROM unnest(p_codes, p_amounts) WITH ORDINALITY AS l(code, amount, ord)
+      LEFT JOIN {s}.accounts a ON a.tenant_id = p_tenant AND a.code = l.code;
     replayed := false;
 END
 $fn$;

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncpg
-import httpx
 import pytest
 
 from ops.cli import main

@@ -44,10 +44,13 @@ def _postgres_running(data_dir: Path) -> bool:
 
 def _start(data_dir: Path, ports: tuple[int, int]) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "OPERATOR_TOKEN"}}
-    env |= {"DATA_DIR": str(data_dir), "LOYALTY_PORT": str(ports[0]), "REFERRAL_PORT": str(ports[1]),
-            "COLUMNS": "200"}
+    env |= {"DATA_DIR": str(data_dir), "LOYALTY_PORT": str(ports[0]), "REFERRAL_PORT": str(ports[1]), "COLUMNS": "200"}
     return subprocess.Popen(
-        [sys.executable, "-m", "ops", "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "ops", "run"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     )
 

@@ -42,7 +42,9 @@ async def ledger(loyalty_pool: asyncpg.Pool) -> LedgerTenant:
     async with loyalty_pool.acquire() as conn:
         await conn.execute("INSERT INTO tenants (tenant_id, name) VALUES ($1, $1)", tenant_id)
         await open_account(conn, tenant_id, PROGRAM, "PTS", normal_side="debit", no_overdraft=False, tracked=False)
-        await open_account(conn, tenant_id, "program:cash", "CNY", normal_side="debit", no_overdraft=False, tracked=False)
+        await open_account(
+            conn, tenant_id, "program:cash", "CNY", normal_side="debit", no_overdraft=False, tracked=False
+        )
     return LedgerTenant(loyalty_pool, tenant_id)
 
 

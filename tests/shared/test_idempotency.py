@@ -17,8 +17,13 @@ from tests.shared.ledger.conftest import PROGRAM, LedgerTenant
 def _earn(ledger: LedgerTenant, conn: asyncpg.Connection, code: str, amount: int, calls: list[int]):
     async def run() -> tuple[int, dict[str, int]]:
         calls.append(amount)
-        posted = await post_entry(conn, ledger.tenant_id, kind="earn", idempotency_key=uuid.uuid4().hex,
-                                  legs=[Leg(PROGRAM, amount), Leg(code, -amount)])
+        posted = await post_entry(
+            conn,
+            ledger.tenant_id,
+            kind="earn",
+            idempotency_key=uuid.uuid4().hex,
+            legs=[Leg(PROGRAM, amount), Leg(code, -amount)],
+        )
         return 201, {"entry_id": posted.entry_id, "points": amount}
 
     return run
@@ -26,8 +31,13 @@ def _earn(ledger: LedgerTenant, conn: asyncpg.Connection, code: str, amount: int
 
 def _spend(ledger: LedgerTenant, conn: asyncpg.Connection, code: str, amount: int):
     async def run() -> tuple[int, dict[str, int]]:
-        await post_entry(conn, ledger.tenant_id, kind="redeem", idempotency_key=uuid.uuid4().hex,
-                         legs=[Leg(code, amount), Leg(PROGRAM, -amount)])
+        await post_entry(
+            conn,
+            ledger.tenant_id,
+            kind="redeem",
+            idempotency_key=uuid.uuid4().hex,
+            legs=[Leg(code, amount), Leg(PROGRAM, -amount)],
+        )
         return 201, {"points": amount}
 
     return run
@@ -44,10 +54,16 @@ async def test_retry_with_same_body_replays_the_stored_response(ledger: LedgerTe
     outcomes = []
     for _ in range(2):
         async with ledger.pool.acquire() as conn, conn.transaction():
-            outcomes.append(await run_idempotent(
-                conn, tenant_id=ledger.tenant_id, scope="orders", key="o-1", body={"points": 30},
-                run=_earn(ledger, conn, member, 30, calls),
-            ))
+            outcomes.append(
+                await run_idempotent(
+                    conn,
+                    tenant_id=ledger.tenant_id,
+                    scope="orders",
+                    key="o-1",
+                    body={"points": 30},
+                    run=_earn(ledger, conn, member, 30, calls),
+                )
+            )
     assert calls == [30]
     assert (outcomes[0].status, outcomes[0].replayed) == (201, False)
     assert (outcomes[1].status, outcomes[1].replayed, outcomes[1].body) == (201, True, outcomes[0].body)
@@ -58,12 +74,24 @@ async def test_same_key_other_body_is_409(ledger: LedgerTenant) -> None:
     member = await ledger.member("a")
     async with ledger.pool.acquire() as conn:
         async with conn.transaction():
-            await run_idempotent(conn, tenant_id=ledger.tenant_id, scope="orders", key="o-1", body={"points": 30},
-                                 run=_earn(ledger, conn, member, 30, []))
+            await run_idempotent(
+                conn,
+                tenant_id=ledger.tenant_id,
+                scope="orders",
+                key="o-1",
+                body={"points": 30},
+                run=_earn(ledger, conn, member, 30, []),
+            )
         with pytest.raises(DomainError) as caught:
             async with conn.transaction():
-                await run_idempotent(conn, tenant_id=ledger.tenant_id, scope="orders", key="o-1",
-                                     body={"points": 31}, run=_earn(ledger, conn, member, 31, []))
+                await run_idempotent(
+                    conn,
+                    tenant_id=ledger.tenant_id,
+                    scope="orders",
+                    key="o-1",
+                    body={"points": 31},
+                    run=_earn(ledger, conn, member, 31, []),
+                )
     assert caught.value.type == "idempotency-conflict"
     assert await _balance(ledger, member) == 30
 
@@ -73,14 +101,27 @@ async def test_refusal_is_atomic_and_pinned_for_that_key(ledger: LedgerTenant) -
     await ledger.earn(member, 10)
     async with ledger.pool.acquire() as conn:
         async with conn.transaction():
-            refused = await run_idempotent(conn, tenant_id=ledger.tenant_id, scope="redemptions", key="r-1",
-                                           body={"points": 20}, run=_spend(ledger, conn, member, 20))
+            refused = await run_idempotent(
+                conn,
+                tenant_id=ledger.tenant_id,
+                scope="redemptions",
+                key="r-1",
+                body={"points": 20},
+                run=_spend(ledger, conn, member, 20),
+            )
         await ledger.earn(member, 100)  # now it would fit, but the failed attempt stays failed
         async with conn.transaction():
-            again = await run_idempotent(conn, tenant_id=ledger.tenant_id, scope="redemptions", key="r-1",
-                                         body={"points": 20}, run=_spend(ledger, conn, member, 20))
-        entries = await conn.fetchval("SELECT count(*) FROM entries WHERE tenant_id = $1 AND kind = 'redeem'",
-                                      ledger.tenant_id)
+            again = await run_idempotent(
+                conn,
+                tenant_id=ledger.tenant_id,
+                scope="redemptions",
+                key="r-1",
+                body={"points": 20},
+                run=_spend(ledger, conn, member, 20),
+            )
+        entries = await conn.fetchval(
+            "SELECT count(*) FROM entries WHERE tenant_id = $1 AND kind = 'redeem'", ledger.tenant_id
+        )
     assert (refused.status, refused.media_type) == (409, "application/problem+json")
     assert b"insufficient-balance" in refused.body
     assert (again.status, again.replayed, again.body) == (409, True, refused.body)
@@ -94,8 +135,14 @@ async def test_concurrent_claims_of_one_key_run_once(ledger: LedgerTenant) -> No
 
     async def attempt() -> tuple[int, bool]:
         async with ledger.pool.acquire() as conn, conn.transaction():
-            outcome = await run_idempotent(conn, tenant_id=ledger.tenant_id, scope="orders", key="o-race",
-                                           body={"points": 7}, run=_earn(ledger, conn, member, 7, calls))
+            outcome = await run_idempotent(
+                conn,
+                tenant_id=ledger.tenant_id,
+                scope="orders",
+                key="o-race",
+                body={"points": 7},
+                run=_earn(ledger, conn, member, 7, calls),
+            )
             await asyncio.sleep(0.05)  # hold the claim so the others queue behind it
             return outcome.status, outcome.replayed
 
@@ -112,11 +159,23 @@ async def test_a_crash_before_commit_leaves_the_key_free(ledger: LedgerTenant) -
     async with ledger.pool.acquire() as conn:
         with pytest.raises(RuntimeError):
             async with conn.transaction():
-                await run_idempotent(conn, tenant_id=ledger.tenant_id, scope="orders", key="o-crash",
-                                     body={"points": 5}, run=_earn(ledger, conn, member, 5, calls))
+                await run_idempotent(
+                    conn,
+                    tenant_id=ledger.tenant_id,
+                    scope="orders",
+                    key="o-crash",
+                    body={"points": 5},
+                    run=_earn(ledger, conn, member, 5, calls),
+                )
                 raise RuntimeError("connection lost before COMMIT")
         async with conn.transaction():
-            retry = await run_idempotent(conn, tenant_id=ledger.tenant_id, scope="orders", key="o-crash",
-                                         body={"points": 5}, run=_earn(ledger, conn, member, 5, calls))
+            retry = await run_idempotent(
+                conn,
+                tenant_id=ledger.tenant_id,
+                scope="orders",
+                key="o-crash",
+                body={"points": 5},
+                run=_earn(ledger, conn, member, 5, calls),
+            )
     assert calls == [5, 5] and not retry.replayed
     assert await _balance(ledger, member) == 5

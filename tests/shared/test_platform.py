@@ -88,12 +88,24 @@ async def test_verify_endpoint_reports_a_tampered_balance(
     from shared.ledger import Leg, open_account, post_entry
 
     async with loyalty_pool.acquire() as conn:
-        await open_account(conn, tenant.tenant_id, "program:points_issued", "PTS", normal_side="debit",
-                           no_overdraft=False, tracked=False)
+        await open_account(
+            conn,
+            tenant.tenant_id,
+            "program:points_issued",
+            "PTS",
+            normal_side="debit",
+            no_overdraft=False,
+            tracked=False,
+        )
         await open_account(conn, tenant.tenant_id, "member:m:points", "PTS", owner_id="m")
         async with conn.transaction():
-            await post_entry(conn, tenant.tenant_id, kind="earn", idempotency_key="e1",
-                             legs=[Leg("program:points_issued", 9), Leg("member:m:points", -9)])
+            await post_entry(
+                conn,
+                tenant.tenant_id,
+                kind="earn",
+                idempotency_key="e1",
+                legs=[Leg("program:points_issued", 9), Leg("member:m:points", -9)],
+            )
         clean = (await loyalty_client.get("/v1/ledger/verify", headers=tenant.admin)).json()
         # Only a superuser switching triggers off can do this; verify is what still notices.
         async with conn.transaction():

@@ -82,7 +82,9 @@ async def test_tenant_key_reads_nothing_of_another_tenant(client: httpx.AsyncCli
     # Tenant keys never reach the operator's tenant resources, their own or another's.
     other = await client.get(f"/v1/tenants/{tenant.tenant_id}", headers=tenant.admin)
     assert other.status_code == 401
-    assert (await client.get(f"/v1/tenants/{tenant.tenant_id}", headers=OPERATOR)).json()["tenant_id"] == tenant.tenant_id
+    assert (await client.get(f"/v1/tenants/{tenant.tenant_id}", headers=OPERATOR)).json()[
+        "tenant_id"
+    ] == tenant.tenant_id
 
 
 async def test_ledger_reads_are_scoped_to_the_key_tenant(
@@ -96,7 +98,9 @@ async def test_ledger_reads_are_scoped_to_the_key_tenant(
     other_keys = await provision(database_url, other_id, TenantIn(name="B"), {"admin": ["admin"]})
     other = {"Authorization": f"Bearer {other_keys['admin']}"}
     async with loyalty_pool.acquire() as conn, conn.transaction():
-        await conn.execute("INSERT INTO accounts (tenant_id, code, asset) VALUES ($1, 'member:x:points', 'PTS')", other_id)
+        await conn.execute(
+            "INSERT INTO accounts (tenant_id, code, asset) VALUES ($1, 'member:x:points', 'PTS')", other_id
+        )
         await conn.execute("SET LOCAL session_replication_role = replica")
         await conn.execute("UPDATE accounts SET credits_posted = 7 WHERE tenant_id = $1", other_id)
     mine = (await loyalty_client.get("/v1/ledger/verify", headers=tenant.admin)).json()

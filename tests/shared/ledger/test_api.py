@@ -59,8 +59,9 @@ async def test_same_key_other_legs_is_idempotency_conflict(ledger: LedgerTenant)
     await _post(ledger, "order-1", [Leg(PROGRAM, 25), Leg(member, -25)])
 
     async def other(conn: asyncpg.Connection) -> None:
-        await post_entry(conn, ledger.tenant_id, kind="earn", idempotency_key="order-1",
-                         legs=[Leg(PROGRAM, 26), Leg(member, -26)])
+        await post_entry(
+            conn, ledger.tenant_id, kind="earn", idempotency_key="order-1", legs=[Leg(PROGRAM, 26), Leg(member, -26)]
+        )
 
     refusal = await _refusal(ledger, other)
     assert (refusal.type, refusal.status) == ("idempotency-conflict", 409)
@@ -72,8 +73,9 @@ async def test_spend_beyond_balance_is_insufficient_balance(ledger: LedgerTenant
     await ledger.earn(member, 40)
 
     async def spend(conn: asyncpg.Connection) -> None:
-        await post_entry(conn, ledger.tenant_id, kind="redeem", idempotency_key="r1",
-                         legs=[Leg(member, 41), Leg(PROGRAM, -41)])
+        await post_entry(
+            conn, ledger.tenant_id, kind="redeem", idempotency_key="r1", legs=[Leg(member, 41), Leg(PROGRAM, -41)]
+        )
 
     refusal = await _refusal(ledger, spend)
     assert (refusal.type, refusal.status) == ("insufficient-balance", 409)
@@ -107,8 +109,9 @@ async def test_reversal_negates_leg_for_leg_once(ledger: LedgerTenant) -> None:
             reversal = await reverse_entry(conn, ledger.tenant_id, entry_id, idempotency_key="refund-1")
         async with conn.transaction():
             replay = await reverse_entry(conn, ledger.tenant_id, entry_id, idempotency_key="refund-1")
-        original, negation = await get_entry(conn, ledger.tenant_id, entry_id), await get_entry(
-            conn, ledger.tenant_id, reversal.entry_id
+        original, negation = (
+            await get_entry(conn, ledger.tenant_id, entry_id),
+            await get_entry(conn, ledger.tenant_id, reversal.entry_id),
         )
     assert replay.entry_id == reversal.entry_id and replay.replayed
     assert negation.reverses_entry_id == entry_id

@@ -29,8 +29,13 @@ async def test_100_spends_of_10_against_500_from_40_connections(ledger: LedgerTe
         await start.wait()
         try:
             async with conn.transaction():
-                await post_entry(conn, ledger.tenant_id, kind="redeem", idempotency_key=f"spend-{i}",
-                                 legs=[Leg(member, 10), Leg(PROGRAM, -10)])
+                await post_entry(
+                    conn,
+                    ledger.tenant_id,
+                    kind="redeem",
+                    idempotency_key=f"spend-{i}",
+                    legs=[Leg(member, 10), Leg(PROGRAM, -10)],
+                )
             outcomes.append("ok")
         except DomainError as refusal:
             outcomes.append(refusal.type)
@@ -76,17 +81,33 @@ async def test_mixed_concurrent_workload_keeps_every_invariant(ledger: LedgerTen
             try:
                 async with conn.transaction():
                     if op == "earn":
-                        posted = await post_entry(conn, ledger.tenant_id, kind="earn", idempotency_key=uuid.uuid4().hex,
-                                                  legs=[Leg(PROGRAM, amount), Leg(a, -amount)])
+                        posted = await post_entry(
+                            conn,
+                            ledger.tenant_id,
+                            kind="earn",
+                            idempotency_key=uuid.uuid4().hex,
+                            legs=[Leg(PROGRAM, amount), Leg(a, -amount)],
+                        )
                     elif op == "spend":
-                        await post_entry(conn, ledger.tenant_id, kind="redeem", idempotency_key=uuid.uuid4().hex,
-                                         legs=[Leg(a, amount), Leg(PROGRAM, -amount)])
+                        await post_entry(
+                            conn,
+                            ledger.tenant_id,
+                            kind="redeem",
+                            idempotency_key=uuid.uuid4().hex,
+                            legs=[Leg(a, amount), Leg(PROGRAM, -amount)],
+                        )
                     elif op == "transfer":  # both accounts tracked: lock order is what prevents deadlock
-                        await post_entry(conn, ledger.tenant_id, kind="transfer", idempotency_key=uuid.uuid4().hex,
-                                         legs=[Leg(a, amount), Leg(b, -amount)])
+                        await post_entry(
+                            conn,
+                            ledger.tenant_id,
+                            kind="transfer",
+                            idempotency_key=uuid.uuid4().hex,
+                            legs=[Leg(a, amount), Leg(b, -amount)],
+                        )
                     elif earned:
-                        await reverse_entry(conn, ledger.tenant_id, local.choice(earned),
-                                            idempotency_key=uuid.uuid4().hex)
+                        await reverse_entry(
+                            conn, ledger.tenant_id, local.choice(earned), idempotency_key=uuid.uuid4().hex
+                        )
                 counts["ok"] += 1
                 if posted is not None:  # visible to other workers only once committed
                     earned.append(posted.entry_id)
@@ -120,7 +141,9 @@ async def test_same_key_from_two_connections_at_once_is_one_entry(ledger: Ledger
         await tx2.start()
         posted1 = await post_entry(first, ledger.tenant_id, kind="earn", idempotency_key="dup", legs=legs)
         # The second waits on the key's unique index until the first commits, then sees its entry.
-        waiting = asyncio.create_task(post_entry(second, ledger.tenant_id, kind="earn", idempotency_key="dup", legs=legs))
+        waiting = asyncio.create_task(
+            post_entry(second, ledger.tenant_id, kind="earn", idempotency_key="dup", legs=legs)
+        )
         await asyncio.sleep(0.2)
         assert not waiting.done()
         await tx1.commit()

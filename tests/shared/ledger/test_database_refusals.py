@@ -79,7 +79,7 @@ async def test_header_without_legs_is_refused_at_commit(ledger: LedgerTenant) ->
 
 
 async def test_legs_split_over_two_statements_are_refused(ledger: LedgerTenant) -> None:
-    member = await ledger.member("m1")
+    await ledger.member("m1")
 
     async def steps(conn: asyncpg.Connection) -> None:
         entry_id = await conn.fetchval(ENTRY, ledger.tenant_id, "split")
@@ -93,9 +93,7 @@ async def test_balanced_in_total_but_not_per_asset_is_refused(ledger: LedgerTena
     wallet = await ledger.member("m1-cash", "CNY")
 
     async def steps(conn: asyncpg.Connection) -> None:
-        await _raw_entry(
-            conn, ledger.tenant_id, "cross-asset", [(PROGRAM, "PTS", 30), (wallet, "CNY", -30)]
-        )
+        await _raw_entry(conn, ledger.tenant_id, "cross-asset", [(PROGRAM, "PTS", 30), (wallet, "CNY", -30)])
 
     await _refused(ledger, steps, asyncpg.CheckViolationError, "unbalanced")
     assert member
@@ -179,7 +177,9 @@ async def test_account_asset_cannot_change_nor_account_be_deleted(ledger: Ledger
     member = await ledger.member("m1")
 
     async def change_asset(conn: asyncpg.Connection) -> None:
-        await conn.execute("UPDATE accounts SET asset = 'CNY' WHERE tenant_id = $1 AND code = $2", ledger.tenant_id, member)
+        await conn.execute(
+            "UPDATE accounts SET asset = 'CNY' WHERE tenant_id = $1 AND code = $2", ledger.tenant_id, member
+        )
 
     async def delete(conn: asyncpg.Connection) -> None:
         await conn.execute("DELETE FROM accounts WHERE tenant_id = $1 AND code = $2", ledger.tenant_id, member)
