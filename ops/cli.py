@@ -170,7 +170,9 @@ def run(host: str, ports: dict[str, int]) -> int:
             "--log-level",
             "warning",
         ]
-        children.append(subprocess.Popen(cmd, env=env, cwd=PROJECT_DIR))
+        # Own session: a terminal's Ctrl-C reaches this runner only, which forwards one SIGINT
+        # (a second one would make uvicorn abandon its graceful shutdown).
+        children.append(subprocess.Popen(cmd, env=env, cwd=PROJECT_DIR, start_new_session=True))
 
     table = Table(title="loyalty + referral are running (Ctrl-C stops both and the database)")
     table.add_column("what")

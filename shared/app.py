@@ -17,7 +17,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.routes import HTTPRoute
 from litestar.types import Message, Scope
 
-from shared.auth import AuthMiddleware
+from shared.auth import AuthMiddleware, KeyCache
 from shared.controllers import HealthController, LedgerController, TenantController
 from shared.db import create_pool, provide_connection, provide_transaction
 from shared.http import EXCEPTION_HANDLERS
@@ -109,7 +109,13 @@ def _allow_header_fix(allowed_methods: dict[str, bytes]) -> Any:
 
 
 def _state(settings: Settings, verify_checks: Sequence[Check]) -> State:
-    return State({"settings": settings, "verify_checks": tuple(verify_checks)})
+    return State(
+        {
+            "settings": settings,
+            "verify_checks": tuple(verify_checks),
+            "key_cache": KeyCache(settings.auth_cache_seconds),
+        }
+    )
 
 
 def _security_components() -> Components:

@@ -19,6 +19,7 @@ from litestar.middleware.authentication import AbstractAuthenticationMiddleware,
 __all__ = [
     "OPERATOR",
     "AuthMiddleware",
+    "KeyCache",
     "Principal",
     "Scope",
     "generate_api_key",
@@ -61,7 +62,7 @@ def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     return token.strip()
 
 
-class _KeyCache:
+class KeyCache:
     """A short-lived, bounded cache of resolved keys: auth is on every request's path."""
 
     def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
@@ -87,7 +88,6 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
     def __init__(self, app: Any, **kwargs: Any) -> None:
         # The API docs and the contract are public, like the committed openapi/*.json.
         super().__init__(app, exclude_from_auth_key="public", exclude=["^/docs"], **kwargs)
-        self._cache: _KeyCache | None = None
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         settings = connection.app.state.settings
@@ -99,9 +99,8 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
                 raise NotAuthorizedException("operator token required")
             return AuthenticationResult(user=OPERATOR, auth=OPERATOR)
         digest = hash_api_key(_bearer(connection))
-        if self._cache is None:
-            self._cache = _KeyCache(settings.auth_cache_seconds)
-        found, principal = self._cache.get(digest)
+        cache: KeyCache = connection.app.state.key_cache  # one per app; the middleware exists per route
+        found, principal = cache.get(digest)
         if not found:
             pool: asyncpg.Pool = connection.app.state.pool
             row = await pool.fetchrow(_FIND_KEY, digest)
@@ -110,7 +109,7 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
                 if row is None
                 else Principal(tenant_id=row["tenant_id"], key_id=row["key_id"], scopes=frozenset(row["scopes"]))
             )
-            self._cache.put(digest, principal)
+            cache.put(digest, principal)
         if principal is None:
             raise NotAuthorizedException("unknown or revoked API key")
         structlog.contextvars.bind_contextvars(tenant_id=principal.tenant_id)
