@@ -12,8 +12,6 @@ from shared.settings import Settings
 
 __all__ = ["create_pool", "provide_connection", "provide_transaction"]
 
-Connection = asyncpg.Connection
-
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for name in ("json", "jsonb"):

@@ -23,8 +23,6 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     auth_cache_seconds: float = 10.0
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON unless stdout is a terminal
-    loyalty_url: str = "http://127.0.0.1:8001"
-    referral_url: str = "http://127.0.0.1:8002"
 
 
 _DEFAULT_PORTS = {"loyalty": 8001, "referral": 8002}
@@ -53,6 +51,4 @@ def load_settings(service: str, database_url: str, env: Mapping[str, str] | None
         auth_cache_seconds=float(env.get("AUTH_CACHE_SECONDS", 10)),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         log_json=_flag(env.get("LOG_JSON")),
-        loyalty_url=env.get("LOYALTY_URL", f"http://127.0.0.1:{env.get('LOYALTY_PORT', 8001)}"),
-        referral_url=env.get("REFERRAL_URL", f"http://127.0.0.1:{env.get('REFERRAL_PORT', 8002)}"),
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
@@ -46,6 +45,3 @@ async def ledger(loyalty_pool: asyncpg.Pool) -> LedgerTenant:
             conn, tenant_id, "program:cash", "CNY", normal_side="debit", no_overdraft=False, tracked=False
         )
     return LedgerTenant(loyalty_pool, tenant_id)
-
-
-Run = Callable[[str], Awaitable[None]]
