@@ -46,8 +46,9 @@ class HealthController(Controller):
     )
     async def readyz(self, state: State) -> dict[str, str]:
         pool: asyncpg.Pool = state.pool
-        try:
-            await pool.fetchval("SELECT 1", timeout=2)
+        try:  # bounded twice: a pool with no free connection cannot serve either
+            async with pool.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1", timeout=2)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise DomainError("unavailable", 503, f"database unavailable: {type(exc).__name__}") from None
         return {"status": "ready"}

@@ -119,3 +119,16 @@ async def test_verify_endpoint_reports_a_tampered_balance(
     assert report["ok"] is False
     assert {v["invariant"] for v in report["violations"]} == {"3-counters-equal-postings"}
     assert report["violations"][0]["subject"] == "account member:m:points"
+
+
+async def test_readyz_is_503_when_the_pool_has_no_free_connection(database_url: str) -> None:
+    app = create_loyalty_app(settings_for("loyalty", database_url, pool_min_size=1, pool_max_size=1))
+    async with serve(app) as client:
+        held = await app.state.pool.acquire()
+        try:
+            busy = await client.get("/readyz")
+        finally:
+            await app.state.pool.release(held)
+        free = await client.get("/readyz")
+    assert busy.status_code == 503 and busy.json()["type"] == "unavailable"
+    assert free.status_code == 200
