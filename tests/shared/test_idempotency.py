@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable
 
 import asyncpg
 import pytest
 
 from shared.errors import DomainError
-from shared.idempotency import run_idempotent
+from shared.idempotency import Outcome, run_idempotent
 from shared.ledger import Leg, balances, post_entry
 from tests.shared.ledger.conftest import PROGRAM, LedgerTenant
 
@@ -43,6 +44,13 @@ def _spend(ledger: LedgerTenant, conn: asyncpg.Connection, code: str, amount: in
     return run
 
 
+def _attempt(
+    ledger: LedgerTenant, conn: asyncpg.Connection, scope: str, key: str, body: dict, run
+) -> Awaitable[Outcome]:
+    """One idempotent write of this tenant, as a route would make it inside its transaction."""
+    return run_idempotent(conn, tenant_id=ledger.tenant_id, scope=scope, key=key, body=body, run=run)
+
+
 async def _balance(ledger: LedgerTenant, code: str) -> int:
     async with ledger.pool.acquire() as conn:
         return (await balances(conn, ledger.tenant_id, [code]))[code].balance
@@ -55,14 +63,7 @@ async def test_retry_with_same_body_replays_the_stored_response(ledger: LedgerTe
     for _ in range(2):
         async with ledger.pool.acquire() as conn, conn.transaction():
             outcomes.append(
-                await run_idempotent(
-                    conn,
-                    tenant_id=ledger.tenant_id,
-                    scope="orders",
-                    key="o-1",
-                    body={"points": 30},
-                    run=_earn(ledger, conn, member, 30, calls),
-                )
+                await _attempt(ledger, conn, "orders", "o-1", {"points": 30}, _earn(ledger, conn, member, 30, calls))
             )
     assert calls == [30]
     assert (outcomes[0].status, outcomes[0].replayed) == (201, False)
@@ -74,24 +75,10 @@ async def test_same_key_other_body_is_409(ledger: LedgerTenant) -> None:
     member = await ledger.member("a")
     async with ledger.pool.acquire() as conn:
         async with conn.transaction():
-            await run_idempotent(
-                conn,
-                tenant_id=ledger.tenant_id,
-                scope="orders",
-                key="o-1",
-                body={"points": 30},
-                run=_earn(ledger, conn, member, 30, []),
-            )
+            await _attempt(ledger, conn, "orders", "o-1", {"points": 30}, _earn(ledger, conn, member, 30, []))
         with pytest.raises(DomainError) as caught:
             async with conn.transaction():
-                await run_idempotent(
-                    conn,
-                    tenant_id=ledger.tenant_id,
-                    scope="orders",
-                    key="o-1",
-                    body={"points": 31},
-                    run=_earn(ledger, conn, member, 31, []),
-                )
+                await _attempt(ledger, conn, "orders", "o-1", {"points": 31}, _earn(ledger, conn, member, 31, []))
     assert caught.value.type == "idempotency-conflict"
     assert await _balance(ledger, member) == 30
 
@@ -101,24 +88,12 @@ async def test_refusal_is_atomic_and_pinned_for_that_key(ledger: LedgerTenant) -
     await ledger.earn(member, 10)
     async with ledger.pool.acquire() as conn:
         async with conn.transaction():
-            refused = await run_idempotent(
-                conn,
-                tenant_id=ledger.tenant_id,
-                scope="redemptions",
-                key="r-1",
-                body={"points": 20},
-                run=_spend(ledger, conn, member, 20),
+            refused = await _attempt(
+                ledger, conn, "redemptions", "r-1", {"points": 20}, _spend(ledger, conn, member, 20)
             )
         await ledger.earn(member, 100)  # now it would fit, but the failed attempt stays failed
         async with conn.transaction():
-            again = await run_idempotent(
-                conn,
-                tenant_id=ledger.tenant_id,
-                scope="redemptions",
-                key="r-1",
-                body={"points": 20},
-                run=_spend(ledger, conn, member, 20),
-            )
+            again = await _attempt(ledger, conn, "redemptions", "r-1", {"points": 20}, _spend(ledger, conn, member, 20))
         entries = await conn.fetchval(
             "SELECT count(*) FROM entries WHERE tenant_id = $1 AND kind = 'redeem'", ledger.tenant_id
         )
@@ -135,13 +110,8 @@ async def test_concurrent_claims_of_one_key_run_once(ledger: LedgerTenant) -> No
 
     async def attempt() -> tuple[int, bool]:
         async with ledger.pool.acquire() as conn, conn.transaction():
-            outcome = await run_idempotent(
-                conn,
-                tenant_id=ledger.tenant_id,
-                scope="orders",
-                key="o-race",
-                body={"points": 7},
-                run=_earn(ledger, conn, member, 7, calls),
+            outcome = await _attempt(
+                ledger, conn, "orders", "o-race", {"points": 7}, _earn(ledger, conn, member, 7, calls)
             )
             await asyncio.sleep(0.05)  # hold the claim so the others queue behind it
             return outcome.status, outcome.replayed
@@ -159,23 +129,11 @@ async def test_a_crash_before_commit_leaves_the_key_free(ledger: LedgerTenant) -
     async with ledger.pool.acquire() as conn:
         with pytest.raises(RuntimeError):
             async with conn.transaction():
-                await run_idempotent(
-                    conn,
-                    tenant_id=ledger.tenant_id,
-                    scope="orders",
-                    key="o-crash",
-                    body={"points": 5},
-                    run=_earn(ledger, conn, member, 5, calls),
-                )
+                await _attempt(ledger, conn, "orders", "o-crash", {"points": 5}, _earn(ledger, conn, member, 5, calls))
                 raise RuntimeError("connection lost before COMMIT")
         async with conn.transaction():
-            retry = await run_idempotent(
-                conn,
-                tenant_id=ledger.tenant_id,
-                scope="orders",
-                key="o-crash",
-                body={"points": 5},
-                run=_earn(ledger, conn, member, 5, calls),
+            retry = await _attempt(
+                ledger, conn, "orders", "o-crash", {"points": 5}, _earn(ledger, conn, member, 5, calls)
             )
     assert calls == [5, 5] and not retry.replayed
     assert await _balance(ledger, member) == 5
