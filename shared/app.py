@@ -18,9 +18,12 @@ from litestar.routes import HTTPRoute
 from litestar.types import Message, Scope
 
 from shared.auth import AuthMiddleware, KeyCache
-from shared.controllers import HealthController, LedgerController, TenantController
+from shared.controllers import HealthController, JobController, LedgerController, TenantController
 from shared.db import create_pool, provide_connection, provide_transaction
-from shared.http import EXCEPTION_HANDLERS
+from shared.events.controllers import WebhookController
+from shared.events.webhooks import DELIVER_WEBHOOKS
+from shared.http import EXCEPTION_HANDLERS, strict_body
+from shared.jobs import Job, Scheduler
 from shared.ledger import Check
 from shared.observability import RequestIdMiddleware, configure_logging, unwatch_pool, watch_pool
 from shared.settings import Settings
@@ -43,16 +46,22 @@ def create_service_app(
     description: str,
     route_handlers: Sequence[Any] = (),
     verify_checks: Sequence[Check] = (),
+    jobs: Sequence[Job] = (),
 ) -> Litestar:
     configure_logging(settings.log_level, settings.log_json)
+    all_jobs = (*jobs, DELIVER_WEBHOOKS)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         app.state.pool = await create_pool(settings)
         watch_pool(settings.service, app.state.pool)
+        scheduler = Scheduler(app.state.pool, all_jobs, settings)
+        if settings.scheduler_enabled:
+            scheduler.start()
         try:
             yield
         finally:
+            await scheduler.stop()
             unwatch_pool(app.state.pool)
             await app.state.pool.close()
 
@@ -61,16 +70,25 @@ def create_service_app(
     )
     allowed_methods: dict[str, bytes] = {}
     app = Litestar(
-        route_handlers=[HealthController, TenantController, LedgerController, MetricsController, *route_handlers],
+        route_handlers=[
+            HealthController,
+            TenantController,
+            LedgerController,
+            JobController,
+            WebhookController,
+            MetricsController,
+            *route_handlers,
+        ],
         dependencies={
             "db": Provide(provide_transaction),
             "conn": Provide(provide_connection),
         },
         middleware=[RequestIdMiddleware, prometheus.middleware, DefineMiddleware(AuthMiddleware)],
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=strict_body,
         before_send=[_allow_header_fix(allowed_methods)],
         lifespan=[lifespan],
-        state=_state(settings, verify_checks),
+        state=_state(settings, verify_checks, all_jobs),
         openapi_config=OpenAPIConfig(
             title=title,
             version=API_VERSION,
@@ -108,10 +126,11 @@ def _allow_header_fix(allowed_methods: dict[str, bytes]) -> Any:
     return before_send
 
 
-def _state(settings: Settings, verify_checks: Sequence[Check]) -> State:
+def _state(settings: Settings, verify_checks: Sequence[Check], jobs: Sequence[Job]) -> State:
     return State(
         {
             "settings": settings,
+            "jobs": tuple(jobs),
             "verify_checks": tuple(verify_checks),
             "key_cache": KeyCache(settings.auth_cache_seconds),
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import asyncpg
+import msgspec
 from litestar import Controller, Request, Response, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency
@@ -14,11 +15,13 @@ from litestar.params import JSONBody, PathParameter
 from shared.auth import Principal, requires_admin
 from shared.errors import DomainError
 from shared.http import PublicOperation, problem_responses
+from shared.jobs import JobResult, JobRunIn, find_job, run_job
 from shared.ledger import VerifyReport, verify
 from shared.tenants import ApiKeyIn, IssuedKey, Tenant, TenantIn, get_tenant, issue_api_key, upsert_tenant
 
-__all__ = ["HealthController", "LedgerController", "TenantController"]
+__all__ = ["HealthController", "JobController", "LedgerController", "TenantController"]
 
+JobName = Annotated[str, PathParameter(pattern=r"^[a-z-]{1,64}$", min_length=1, max_length=64)]
 TenantId = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{1,64}$", min_length=1, max_length=64)]
 
 
@@ -117,3 +120,54 @@ class LedgerController(Controller):
         self, request: Request[Principal, Any, Any], state: State, conn: NamedDependency[asyncpg.Connection]
     ) -> VerifyReport:
         return await verify(conn, request.user.tenant_id, state.verify_checks)
+
+
+class JobInfo(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    description: str
+    interval_seconds: float
+
+
+class JobController(Controller):
+    """The jobs of §8 for this tenant only; the scheduler and the CLI run them for every tenant."""
+
+    path = "/v1/jobs"
+    tags = ["jobs"]
+    guards = [requires_admin]
+
+    @get("/", operation_id="listJobs", summary="The jobs this service runs", responses=problem_responses(401, 403))
+    async def list_jobs(self, state: State) -> list[JobInfo]:
+        return [
+            JobInfo(name=j.name, description=j.description, interval_seconds=j.interval_seconds) for j in state.jobs
+        ]
+
+    @post(
+        "/{name:str}",
+        operation_id="runJob",
+        summary="Run a job now for this tenant, as of a time (default now), until nothing is due",
+        description="Idempotent: items already processed are not processed again, so running it twice "
+        "does nothing the second time. `max_batches` stops early, as a killed run would.",
+        responses=problem_responses(401, 403, 404, 409),
+        status_code=200,
+    )
+    async def run(
+        self,
+        request: Request[Principal, Any, Any],
+        state: State,
+        name: JobName,
+        data: JSONBody[JobRunIn],
+    ) -> JobResult:
+        job = find_job(state.jobs, name)
+        result = await run_job(
+            state.pool,
+            job,
+            state.settings,
+            tenant_id=request.user.tenant_id,
+            as_of=data.as_of,
+            batch_size=data.batch_size,
+            max_batches=data.max_batches,
+            trigger="http",
+        )
+        if result.status == "skipped":
+            raise DomainError("job-running", 409, f"job {name} is already running for this tenant; retry later")
+        return result

@@ -7,6 +7,7 @@ from http import HTTPStatus
 from typing import Any
 
 import asyncpg
+import msgspec
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -16,7 +17,7 @@ from litestar.openapi.spec import Operation
 from shared.errors import PROBLEM_MEDIA_TYPE, DomainError, Problem, problem_from_database_error
 from shared.idempotency import Outcome
 
-__all__ = ["EXCEPTION_HANDLERS", "PublicOperation", "outcome_response", "problem_responses"]
+__all__ = ["EXCEPTION_HANDLERS", "PublicOperation", "outcome_response", "problem_responses", "strict_body"]
 
 _log = structlog.get_logger("http")
 
@@ -156,3 +157,36 @@ def outcome_response(outcome: Outcome) -> Response[bytes]:
     """The stored or fresh result of an idempotent write, with a header that says which."""
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
     return Response(outcome.body, status_code=outcome.status, media_type=outcome.media_type, headers=headers)
+
+
+def _integral_floats_as_ints(value: Any) -> Any:
+    """JSON Schema counts 5.0 as an integer; msgspec's strict mode does not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral_floats_as_ints(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _integral_floats_as_ints(v) for k, v in value.items()}
+    return value
+
+
+async def strict_body(request: Request[Any, Any, Any]) -> None:
+    """`before_request`: refuse nameless query parameters; check a Struct body in msgspec's strict mode.
+
+    Litestar converts bodies leniently (0 or "true" for a bool, "5" for an int); the contract says what
+    a field's JSON type is, so anything else is a 400 like every other schema violation.
+    """
+    if "" in request.query_params:
+        raise ValidationException(detail="a query parameter has no name")
+    field = request.route_handler.parsed_fn_signature.parameters.get("data")
+    target = getattr(field, "annotation", None)
+    if not (isinstance(target, type) and issubclass(target, msgspec.Struct)):
+        return
+    try:
+        raw = msgspec.json.decode(await request.body())
+    except msgspec.DecodeError:
+        raise ValidationException(detail="the body is not valid JSON") from None
+    try:
+        msgspec.convert(_integral_floats_as_ints(raw), target, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ValidationException(detail=f"Validation failed for {request.method} {request.url.path}: {exc}") from None

@@ -23,6 +23,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     auth_cache_seconds: float = 10.0
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON unless stdout is a terminal
+    scheduler_enabled: bool = True
+    scheduler_tick_seconds: float = 5.0
+    webhook_max_attempts: int = 8
+    webhook_backoff_seconds: float = 30.0  # doubled per attempt, capped at 6 hours
+    webhook_timeout_seconds: float = 10.0
 
 
 _DEFAULT_PORTS = {"loyalty": 8001, "referral": 8002}
@@ -51,4 +56,9 @@ def load_settings(service: str, database_url: str, env: Mapping[str, str] | None
         auth_cache_seconds=float(env.get("AUTH_CACHE_SECONDS", 10)),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         log_json=_flag(env.get("LOG_JSON")),
+        scheduler_enabled=_flag(env.get("SCHEDULER_ENABLED")) is not False,
+        scheduler_tick_seconds=float(env.get("SCHEDULER_TICK_SECONDS", 5)),
+        webhook_max_attempts=int(env.get("WEBHOOK_MAX_ATTEMPTS", 8)),
+        webhook_backoff_seconds=float(env.get("WEBHOOK_BACKOFF_SECONDS", 30)),
+        webhook_timeout_seconds=float(env.get("WEBHOOK_TIMEOUT_SECONDS", 10)),
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from litestar import Litestar
 
+from services.referral.program.controllers import ProgramController
 from shared.app import create_service_app
 from shared.settings import Settings, load_settings
 
@@ -21,7 +22,7 @@ def create_app(settings: Settings) -> Litestar:
         settings,
         title="Referral service",
         description="Invite attribution, multi-level commission on a double-entry ledger, withdrawals and team statistics.",
-        route_handlers=[],
+        route_handlers=[ProgramController],
     )
 
 

@@ -8,8 +8,16 @@ import subprocess
 import sys
 
 import asyncpg
+from alembic.script import ScriptDirectory
 
 from ops.cli import SERVICES, migrate
+from services.loyalty.app import MIGRATIONS as LOYALTY_MIGRATIONS
+from services.referral.app import MIGRATIONS as REFERRAL_MIGRATIONS
+
+HEADS = {
+    service: [ScriptDirectory(str(path)).get_current_head()]
+    for service, path in (("loyalty", LOYALTY_MIGRATIONS), ("referral", REFERRAL_MIGRATIONS))
+}
 
 
 async def _tables(url: str, schema: str) -> set[str]:
@@ -35,7 +43,7 @@ def test_upgrade_downgrade_upgrade(fresh_database) -> None:
     migrate(url)
     for schema in SERVICES:
         assert kernel <= asyncio.run(_tables(url, schema))
-        assert asyncio.run(_version(url, schema)) == ["0001"]
+        assert asyncio.run(_version(url, schema)) == HEADS[schema]
     migrate(url, down=True, revision="base")
     for schema in SERVICES:
         assert asyncio.run(_tables(url, schema)) == {"alembic_version"}
@@ -53,4 +61,4 @@ def test_concurrent_migrations_serialise(fresh_database) -> None:
     runs = [subprocess.Popen([sys.executable, "-m", "ops", "migrate"], env=env) for _ in range(3)]
     assert [run.wait(timeout=120) for run in runs] == [0, 0, 0]
     for schema in SERVICES:
-        assert asyncio.run(_version(url, schema)) == ["0001"]
+        assert asyncio.run(_version(url, schema)) == HEADS[schema]
