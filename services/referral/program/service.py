@@ -11,7 +11,7 @@ from services.referral.program import repository
 from services.referral.program.schemas import Program, ProgramConfig, ProgramSettings
 from shared.errors import DomainError
 
-__all__ = ["MAX_DEPTH", "ActiveProgram", "etag", "load_program", "put_program", "read_program"]
+__all__ = ["MAX_DEPTH", "ActiveProgram", "etag", "is_eligible", "load_program", "put_program", "read_program"]
 
 MAX_DEPTH = 3
 
@@ -22,6 +22,13 @@ class ActiveProgram(msgspec.Struct, frozen=True, kw_only=True):
     config: ProgramConfig
     version: int
     updated_at: datetime | None
+
+
+def is_eligible(config: ProgramConfig, distributor_status: str | None) -> bool:
+    """May this member earn commission (and invite under `approved`)? Suspension always says no."""
+    if distributor_status == "suspended":
+        return False
+    return config.eligibility == "everyone" or distributor_status == "active"
 
 
 def etag(version: int) -> str:
