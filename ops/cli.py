@@ -1,4 +1,4 @@
-"""`python -m ops ...`: run, migrate, provision tenants, verify the ledger, regenerate the contracts."""
+"""`python -m ops ...`: run, migrate, provision tenants, verify the ledger, run jobs, regenerate the contracts."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 import msgspec
+import structlog
 from rich.console import Console
 from rich.table import Table
 
@@ -23,9 +25,11 @@ from ops.database import DATA_DIR, PROJECT_DIR, resolve_database_url
 from services.loyalty import app as loyalty_app
 from services.referral import app as referral_app
 from shared import migrations
+from shared.db import create_pool
 from shared.errors import DomainError
+from shared.jobs import Job, JobResult, find_job, run_job
 from shared.ledger import verify
-from shared.settings import load_settings
+from shared.settings import Settings, load_settings
 from shared.tenants import ApiKeyIn, TenantIn, issue_api_key, upsert_tenant
 
 __all__ = ["main"]
@@ -99,6 +103,76 @@ async def verify_ledgers(url: str, services: Sequence[str], tenant_id: str | Non
         console.print(table if report.violations else table.title)
         ok = ok and report.ok
     return ok
+
+
+def service_jobs(service: str, settings: Settings) -> tuple[Job, ...]:
+    """The jobs the service's app registers (its own and the kernel's), so a new job needs no CLI change."""
+    jobs: tuple[Job, ...] = SERVICES[service].create_app(settings).state.jobs
+    return jobs
+
+
+def list_jobs(service: str) -> None:
+    """One line per job: name, scheduler interval in seconds, description (tab-separated)."""
+    for job in service_jobs(service, load_settings(service, "postgresql://unused")):
+        print(f"{job.name}\t{job.interval_seconds:g}\t{job.description}")
+
+
+async def run_named_job(
+    settings: Settings,
+    job: Job,
+    *,
+    tenant_id: str | None,
+    as_of: datetime | None,
+    batch_size: int,
+    max_batches: int | None,
+) -> JobResult:
+    pool = await create_pool(settings, min_size=1, max_size=4)
+    try:
+        return await run_job(
+            pool,
+            job,
+            settings,
+            tenant_id=tenant_id,
+            as_of=as_of,
+            batch_size=batch_size,
+            max_batches=max_batches,
+            trigger="cli",
+        )
+    finally:
+        await pool.close()
+
+
+def _print_result(result: JobResult, as_json: bool) -> None:
+    if as_json:
+        print(msgspec.json.encode(result).decode())
+        return
+    table = Table(title=f"{result.job}: {result.status}")
+    table.add_column("field")
+    table.add_column("value")
+    for field in result.__struct_fields__:
+        value = getattr(result, field)
+        table.add_row(field, "all tenants" if field == "tenant_id" and value is None else str(value))
+    console.print(table)
+
+
+def _rfc3339(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an RFC 3339 time") from None
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value!r} has no UTC offset (e.g. 2025-01-31T16:00:00+08:00)")
+    return parsed
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer from 1 to 1000000")
+    return number
 
 
 def openapi_text(service: str) -> str:
@@ -243,6 +317,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_verify.add_argument("--service", choices=["all", *SERVICES], default="all")
     p_verify.add_argument("--tenant", default=None)
 
+    p_jobs = sub.add_parser("jobs", help="scheduled jobs (§8): list them, or run one now")
+    jobs_sub = p_jobs.add_subparsers(dest="jobs_command", required=True)
+    p_jobs_list = jobs_sub.add_parser("list", help="the jobs a service runs")
+    p_jobs_list.add_argument("--service", choices=list(SERVICES), required=True)
+    p_jobs_run = jobs_sub.add_parser(
+        "run", help="run a job until nothing is due (idempotent); exit 1 when another run holds it"
+    )
+    p_jobs_run.add_argument("name")
+    p_jobs_run.add_argument("--service", choices=list(SERVICES), required=True)
+    p_jobs_run.add_argument("--tenant", default=None, help="one tenant (default: every tenant)")
+    p_jobs_run.add_argument("--as-of", type=_rfc3339, default=None, help="RFC 3339 time with offset (default now)")
+    p_jobs_run.add_argument("--batch-size", type=_positive, default=500, help="items per transaction")
+    p_jobs_run.add_argument("--max-batches", type=_positive, default=None, help="stop after this many batches")
+    p_jobs_run.add_argument("--json", action="store_true", help="print the result as one JSON line on stdout")
+
     p_api = sub.add_parser("openapi", help="write openapi/*.json from the code")
     p_api.add_argument("--check", action="store_true", help="exit 1 when the committed files differ")
 
@@ -251,6 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if write_openapi(args.check) else 1
     if args.command == "run":
         return run(args.host, {"loyalty": args.loyalty_port, "referral": args.referral_port})
+    if args.command == "jobs" and args.jobs_command == "list":
+        list_jobs(args.service)
+        return 0
 
     url, _server = resolve_database_url()
     if args.command == "migrate":
@@ -276,4 +368,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "ledger":
         return 0 if asyncio.run(verify_ledgers(url, _services(args.service), args.tenant)) else 1
+    if args.command == "jobs":
+        return _run_job_command(url, args)
     return 2
+
+
+def _run_job_command(url: str, args: argparse.Namespace) -> int:
+    settings = load_settings(args.service, url)
+    try:
+        job = find_job(service_jobs(args.service, settings), args.name)
+    except DomainError as refusal:
+        console.print(f"[red]{refusal.type}: {refusal.detail}[/red]")
+        return 2
+    # The app factory configured logs on stdout; here stdout is the result's, so logs go to stderr.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    result = asyncio.run(
+        run_named_job(
+            settings,
+            job,
+            tenant_id=args.tenant,
+            as_of=args.as_of,
+            batch_size=args.batch_size,
+            max_batches=args.max_batches,
+        )
+    )
+    _print_result(result, args.json)
+    if result.status == "skipped":
+        console.print(f"[yellow]{job.name} is already running for this scope elsewhere; nothing was done[/yellow]")
+        return 1
+    return 0

@@ -75,7 +75,7 @@ def transactional(fn: Callable[[asyncpg.Connection, JobContext], Awaitable[int]]
 
 
 class JobRunIn(msgspec.Struct, kw_only=True):
-    as_of: datetime | None = None
+    as_of: Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with offset; default now")] | None = None
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
     max_batches: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
 
@@ -144,6 +144,11 @@ async def run_job(
                     JOB_ITEMS.labels(job.name).inc(done)
                     if done < batch_size:
                         break
+            except asyncio.CancelledError:
+                # A shutdown between or inside batches: what was committed stays, the next run goes on.
+                await lock_conn.execute(_FINISH, run_id, "stopped", processed, batches, "cancelled")
+                JOB_RUNS.labels(job.name, "stopped").inc()
+                raise
             except BaseException as exc:
                 await lock_conn.execute(_FINISH, run_id, "failed", processed, batches, repr(exc)[:1000])
                 JOB_RUNS.labels(job.name, "failed").inc()

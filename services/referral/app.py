@@ -7,7 +7,19 @@ from pathlib import Path
 
 from litestar import Litestar
 
+from services.referral.members.controllers import (
+    BindingController,
+    DistributorController,
+    LeaderboardController,
+    LoyaltyEventController,
+    MemberController,
+)
+from services.referral.orders.checks import COMMISSION_CHECKS
+from services.referral.orders.controllers import OrderController
+from services.referral.orders.jobs import RELEASE_COMMISSION
 from services.referral.program.controllers import ProgramController
+from services.referral.withdrawals.checks import WITHDRAWAL_CHECKS
+from services.referral.withdrawals.controllers import WithdrawalController
 from shared.app import create_service_app
 from shared.settings import Settings, load_settings
 
@@ -22,7 +34,18 @@ def create_app(settings: Settings) -> Litestar:
         settings,
         title="Referral service",
         description="Invite attribution, multi-level commission on a double-entry ledger, withdrawals and team statistics.",
-        route_handlers=[ProgramController],
+        route_handlers=[
+            ProgramController,
+            WithdrawalController,
+            OrderController,
+            MemberController,
+            BindingController,
+            DistributorController,
+            LeaderboardController,
+            LoyaltyEventController,
+        ],
+        jobs=[RELEASE_COMMISSION],
+        verify_checks=[*COMMISSION_CHECKS, *WITHDRAWAL_CHECKS],
     )
 
 

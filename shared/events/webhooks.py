@@ -45,7 +45,12 @@ DeliveryStatus = Literal["pending", "delivered", "dead"]
 
 
 class WebhookIn(msgspec.Struct, kw_only=True):
-    url: Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s]+$", max_length=2000)]
+    # Printable ASCII (an RFC 3986 URI: punycode and percent-encoding for the rest). A class like `\S`
+    # differs between Python and the ECMA regexes of JSON Schema, so clients would disagree with us.
+    url: Annotated[
+        str,
+        msgspec.Meta(pattern=r"^https?://[!-~]+$", max_length=2000, description="http(s) URL, printable ASCII"),
+    ]
     secret: Annotated[str, msgspec.Meta(min_length=16, max_length=200)]
     # Item constraints are checked in upsert_webhook (422): Litestar's schema drops them from list items.
     event_types: Annotated[list[str], msgspec.Meta(max_length=100, description="e.g. `points.earned`; empty: all")] = []
@@ -161,6 +166,7 @@ async def upsert_webhook(
             raise DomainError(
                 "invalid-event-type", 422, f"{event_type[:100]!r} is not an event type like points.earned"
             )
+    _check_url(data.url)
     row = await conn.fetchrow(
         _UPSERT, tenant_id, webhook_id, data.url, data.secret, sorted(set(data.event_types)), data.active
     )
@@ -169,6 +175,16 @@ async def upsert_webhook(
     fields = dict(row)
     created = fields.pop("created")
     return Webhook(**fields), created
+
+
+def _check_url(url: str) -> None:
+    """What the schema's pattern cannot say: the dispatcher's HTTP client must be able to use the URL."""
+    try:
+        host = httpx.URL(url).host
+    except httpx.InvalidURL:
+        host = ""
+    if not host:
+        raise DomainError("invalid-url", 422, f"{url[:100]!r} is not a usable http(s) URL")
 
 
 async def get_webhook(conn: asyncpg.Connection, tenant_id: str, webhook_id: str) -> Webhook:
@@ -214,7 +230,7 @@ def _backoff(attempts: int, base_seconds: float) -> timedelta:
     return min(timedelta(seconds=base_seconds * 2 ** (attempts - 1)), _MAX_BACKOFF)
 
 
-async def _send(client: httpx.AsyncClient, row: asyncpg.Record) -> tuple[int | None, str | None]:
+async def _send(client: httpx.AsyncClient, row: asyncpg.Record, limit_seconds: float) -> tuple[int | None, str | None]:
     envelope = Event(
         event_id=str(row["event_id"]),
         type=row["type"],
@@ -232,12 +248,20 @@ async def _send(client: httpx.AsyncClient, row: asyncpg.Record) -> tuple[int | N
         **signature_headers(row["secret"], envelope.event_id, body),
     }
     try:
-        response = await client.post(row["url"], content=body, headers=headers)
-    except httpx.HTTPError as exc:
+        # One bound for the whole exchange (httpx's timeout is per read, so a trickling peer could hold
+        # the batch); the response body is never read.
+        async with (
+            asyncio.timeout(limit_seconds),
+            client.stream("POST", row["url"], content=body, headers=headers) as response,
+        ):
+            code = response.status_code
+    except TimeoutError:
+        return None, f"TimeoutError: no response within {limit_seconds:g} s"
+    except Exception as exc:  # whatever the URL or the peer does, it is one failed attempt, never a crash
         return None, f"{type(exc).__name__}: {exc}"[:500]
-    if 200 <= response.status_code < 300:
-        return response.status_code, None
-    return response.status_code, f"HTTP {response.status_code}"
+    if 200 <= code < 300:
+        return code, None
+    return code, f"HTTP {code}"
 
 
 async def deliver_webhooks(pool: asyncpg.Pool, ctx: JobContext) -> int:
@@ -248,7 +272,7 @@ async def deliver_webhooks(pool: asyncpg.Pool, ctx: JobContext) -> int:
     if not rows:
         return 0
     async with httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False) as client:
-        outcomes = await asyncio.gather(*(_send(client, row) for row in rows))
+        outcomes = await asyncio.gather(*(_send(client, row, settings.webhook_timeout_seconds) for row in rows))
     records: list[tuple[Any, ...]] = []
     for row, (code, error) in zip(rows, outcomes, strict=True):
         if error is None:
