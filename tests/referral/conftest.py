@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
+import pytest
 
-from tests.conftest import TenantKeys
+from shared.db import create_pool
+from tests.conftest import TenantKeys, settings_for
 
 __all__ = ["assert_ledger_ok", "configure", "register"]
+
+
+@pytest.fixture(scope="session")
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """Direct reads of the referral schema (the outbox, the ledger) where no endpoint shows them."""
+    db = await create_pool(settings_for("referral", database_url), min_size=1, max_size=4)
+    yield db
+    await db.close()
 
 
 async def configure(client: httpx.AsyncClient, tenant: TenantKeys, **config: Any) -> dict[str, Any]:

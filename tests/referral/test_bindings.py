@@ -8,27 +8,15 @@ inviter and ancestors, problem types, and the events on the outbox.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 
-from tests.conftest import TenantKeys, settings_for
+from tests.conftest import TenantKeys
 from tests.referral.conftest import assert_ledger_ok, configure, register
 
 REGISTERED = "2026-03-01T10:00:00+08:00"
-
-
-@pytest.fixture(scope="module")
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """Reads of the outbox (events have no list endpoint; webhooks deliver them)."""
-    from shared.db import create_pool
-
-    db = await create_pool(settings_for("referral", database_url), min_size=1, max_size=4)
-    yield db
-    await db.close()
 
 
 async def events(pool: asyncpg.Pool, tenant: TenantKeys, *types: str) -> list[dict[str, Any]]:

@@ -6,31 +6,19 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 
 from shared.events.signing import signature_headers
 from shared.ledger import balances
-from tests.conftest import TenantKeys, settings_for
+from tests.conftest import TenantKeys
 from tests.referral.conftest import assert_ledger_ok, configure, register
 
 REGISTERED = "2026-03-01T10:00:00+08:00"
 ALPHABET = set("23456789ABCDEFGHJKLMNPQRSTUVWXYZ")
 SECRET = "loyalty-secret-0123456789"
-
-
-@pytest.fixture(scope="module")
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """Reads of the ledger itself (the member view shows balances, not the accounts)."""
-    from shared.db import create_pool
-
-    db = await create_pool(settings_for("referral", database_url), min_size=1, max_size=2)
-    yield db
-    await db.close()
 
 
 async def member(client: httpx.AsyncClient, tenant: TenantKeys, member_id: str) -> dict[str, Any]:

@@ -7,15 +7,13 @@ job matures A's commission. The programme pays one level at 10 %, so an order of
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 
 from shared.ledger import balances
-from tests.conftest import TenantKeys, settings_for
+from tests.conftest import TenantKeys
 from tests.referral.conftest import assert_ledger_ok, configure, register
 
 PAID_AT = "2026-02-01T10:00:00+08:00"
@@ -27,16 +25,6 @@ ACTIONS = {
     "complete": {"payout_ref": "pay-1"},
     "fail": {"reason": "bounced"},
 }
-
-
-@pytest.fixture(scope="module")
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """Reads of the ledger itself (program accounts have no member view)."""
-    from shared.db import create_pool
-
-    db = await create_pool(settings_for("referral", database_url), min_size=1, max_size=4)
-    yield db
-    await db.close()
 
 
 async def program(client: httpx.AsyncClient, tenant: TenantKeys, **overrides: Any) -> None:
