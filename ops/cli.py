@@ -381,7 +381,8 @@ def _run_job_command(url: str, args: argparse.Namespace) -> int:
         console.print(f"[red]{refusal.type}: {refusal.detail}[/red]")
         return 2
     # The app factory configured logs on stdout; here stdout is the result's, so logs go to stderr.
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    # Resolved at each call (loggers are not cached), so it is always the current stderr.
+    structlog.configure(logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))
     result = asyncio.run(
         run_named_job(
             settings,

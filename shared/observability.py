@@ -71,7 +71,9 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(),
-        cache_logger_on_first_use=True,
+        # Not cached: module-level loggers follow a later configure() (a CLI sending logs to stderr,
+        # an app factory with another level) instead of keeping the first stream and level forever.
+        cache_logger_on_first_use=False,
     )
 
 
