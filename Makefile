@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?= -n 3
 
-.PHONY: run test setup openapi openapi-check bench-ledger lint clean
+.PHONY: run test setup openapi openapi-check bench bench-ledger lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ openapi-check: $(STAMP)
 
 bench-ledger: $(STAMP)
 	$(PY) -m bench.ledger
+
+# HTTP benchmark (wrk beside pgbench, docs/benchmarks.md). PROFILE=1: + cProfile of the hottest paths;
+# PROFILE=py-spy or PROFILE=cprofile,py-spy to choose; BENCH_ARGS: any other option (--help).
+bench: $(STAMP)
+	$(PY) -m bench.http $(if $(PROFILE),--profile $(if $(filter 1,$(PROFILE)),cprofile,$(PROFILE))) $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
