@@ -7,6 +7,10 @@ from pathlib import Path
 
 from litestar import Litestar
 
+from services.loyalty.checks import LOT_CHECKS
+from services.loyalty.members.controllers import MemberController
+from services.loyalty.program.controllers import ProgramController
+from services.loyalty.tiers.controllers import TierController
 from shared.app import create_service_app
 from shared.settings import Settings, load_settings
 
@@ -21,7 +25,8 @@ def create_app(settings: Settings) -> Litestar:
         settings,
         title="Loyalty service",
         description="Member tiers, paid plans, points from purchases and tasks, rewards and holds, on a double-entry ledger.",
-        route_handlers=[],
+        route_handlers=[ProgramController, TierController, MemberController],
+        verify_checks=[*LOT_CHECKS],
     )
 
 

@@ -1,0 +1,1 @@
+"""Members and their views (§5.9)."""

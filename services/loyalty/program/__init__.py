@@ -1,0 +1,1 @@
+"""Programme configuration (§5.1)."""
