@@ -29,26 +29,15 @@ from shared.errors import DomainError
 from shared.events.outbox import emit
 from shared.ledger import balances, history
 from shared.pagination import Page, decode_cursor, encode_cursor
+from shared.timestamps import checked_time
 
-__all__ = ["EXPIRING_WINDOW", "checked_time", "get_member", "list_transactions", "member_not_found", "put_member"]
+__all__ = ["EXPIRING_WINDOW", "get_member", "list_transactions", "member_not_found", "put_member"]
 
 # §5.9: the member view shows the points expiring within the next 30 days.
 EXPIRING_WINDOW = timedelta(days=30)
 
-# Caller times outside this range are refused (422): far dates are mistakes, and some cannot be read back.
-_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-_LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 
 _ACCOUNTS = {"points": accounts.points, "pending": accounts.pending, "held": accounts.held, "debt": accounts.debt}
-
-
-def checked_time(value: datetime, field: str) -> datetime:
-    """A caller's timestamp in UTC (without an offset it is UTC already); 1970 ≤ t < 3000."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    if not _EARLIEST <= value < _LATEST:
-        raise DomainError("invalid-timestamp", 422, f"{field} must lie between 1970 and 3000")
-    return value.astimezone(UTC)
 
 
 def member_not_found(member_id: str) -> DomainError:

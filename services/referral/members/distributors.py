@@ -21,12 +21,13 @@ from services.referral.members.schemas import (
     DistributorLevelIn,
     LoyaltyEventResult,
 )
-from services.referral.members.service import checked_time, ensure_member, member_not_found
+from services.referral.members.service import ensure_member, member_not_found
 from services.referral.program.service import MAX_DEPTH, is_eligible, load_program
 from shared.errors import DomainError
 from shared.events.outbox import Event, emit
 from shared.events.signing import SignatureError, verify_signature
 from shared.pagination import Page, decode_cursor, encode_cursor
+from shared.timestamps import checked_time
 
 __all__ = [
     "apply_loyalty_event",

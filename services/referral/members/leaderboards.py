@@ -17,9 +17,9 @@ import msgspec
 
 from services.referral.members import repository
 from services.referral.members.schemas import Leaderboard, LeaderboardEntry, Metric, Period
-from services.referral.members.service import checked_time
 from shared.errors import DomainError
 from shared.pagination import decode_cursor, encode_cursor
+from shared.timestamps import checked_time
 
 __all__ = ["leaderboard", "period_bounds"]
 

@@ -16,7 +16,7 @@ it has a team (its descendants' paths are rewritten, and the cycle walk must see
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -40,12 +40,12 @@ from shared.errors import DomainError
 from shared.events.outbox import emit
 from shared.ledger import balances
 from shared.pagination import Page, decode_cursor, encode_cursor
+from shared.timestamps import checked_time
 
 __all__ = [
     "CODE_ALPHABET",
     "CODE_LENGTH",
     "bind",
-    "checked_time",
     "create_binding",
     "ensure_member",
     "get_member",
@@ -60,22 +60,9 @@ CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 CODE_LENGTH = 8
 _CODE_ATTEMPTS = 8
 
-# Caller times outside this range are refused (422): far dates are mistakes, and some cannot be read back.
-_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-_LATEST = datetime(3000, 1, 1, tzinfo=UTC)
-
 
 def new_invite_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-
-
-def checked_time(value: datetime, field: str) -> datetime:
-    """A caller's timestamp in UTC (without an offset it is UTC already); 1970 ≤ t < 3000."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    if not _EARLIEST <= value < _LATEST:
-        raise DomainError("invalid-timestamp", 422, f"{field} must lie between 1970 and 3000")
-    return value.astimezone(UTC)
 
 
 def member_not_found(member_id: str) -> DomainError:
