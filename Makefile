@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PYTEST_ARGS ?= -n 3
+PYTEST_ARGS ?= -n 2
 
 .PHONY: run test setup openapi openapi-check bench bench-ledger lint clean
 

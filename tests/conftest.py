@@ -97,7 +97,14 @@ def database_url(fresh_database: Any) -> str:
 
 
 def settings_for(service: str, url: str, **overrides: Any) -> Settings:
-    env = {"OPERATOR_TOKEN": OPERATOR_TOKEN, "LOG_LEVEL": "WARNING", "LOG_JSON": "true", "SCHEDULER_ENABLED": "false"}
+    env = {
+        "OPERATOR_TOKEN": OPERATOR_TOKEN,
+        "LOG_LEVEL": "WARNING",
+        "LOG_JSON": "true",
+        "SCHEDULER_ENABLED": "false",
+        # several workers share one server of 100 connections: small app pools leave room
+        "DB_POOL_MAX_SIZE": "10",
+    }
     settings = load_settings(service, url, env)
     return Settings(**{**{f: getattr(settings, f) for f in settings.__struct_fields__}, **overrides})
 
