@@ -25,6 +25,7 @@ from services.loyalty.app import create_app as create_loyalty_app
 from services.referral.app import create_app as create_referral_app
 from shared.settings import Settings, load_settings
 from shared.tenants import TenantIn
+from tests.shared.receiver import Receiver
 
 OPERATOR_TOKEN = "test-operator-token"
 
@@ -176,3 +177,10 @@ async def tenant(database_url: str) -> TenantKeys:
 
 
 OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real webhook receiver on 127.0.0.1 (tests/shared/receiver.py)."""
+    with Receiver() as running:
+        yield running
