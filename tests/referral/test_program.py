@@ -86,3 +86,17 @@ async def test_strict_types_in_the_body(referral_client, tenant) -> None:
     for body in ({"self_purchase_commission": 0}, {"depth": "2"}, {"self_purchase_commission": "true"}):
         response = await _put(referral_client, tenant, body)
         assert (response.status_code, response.json()["type"]) == (400, "invalid-request"), body
+
+
+async def test_integral_floats_count_as_integers_and_broken_json_is_refused(referral_client, tenant) -> None:
+    """JSON Schema's integers include 2.0 (strict_body checks those on its slow path only); 2.5 is not one."""
+    accepted = await _put(referral_client, tenant, {"depth": 2.0, "level_rates_bps": [1000.0, 500], "freeze_days": 3})
+    assert accepted.status_code == 200, accepted.text
+    assert (accepted.json()["config"]["depth"], accepted.json()["config"]["freeze_days"]) == (2, 3)
+    fractional = await _put(referral_client, tenant, {"freeze_days": 2.5})
+    assert (fractional.status_code, fractional.json()["type"]) == (400, "invalid-request")
+    for raw in (b"", b"{", b"[1,"):
+        response = await referral_client.put(
+            "/v1/program", content=raw, headers={**tenant.admin, "Content-Type": "application/json"}
+        )
+        assert (response.status_code, response.json()["detail"]) == (400, "the body is not valid JSON"), raw

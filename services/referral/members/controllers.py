@@ -97,9 +97,10 @@ class MemberController(Controller):
         responses=problem_responses(401, 404),
     )
     async def read(
-        self, request: Request[Principal, Any, Any], member_id: MemberId, db: NamedDependency[asyncpg.Connection]
+        self, request: Request[Principal, Any, Any], member_id: MemberId, conn: NamedDependency[asyncpg.Connection]
     ) -> Response[Member]:
-        member = await service.get_member(db, request.user.tenant_id, member_id)
+        # `conn`, no BEGIN/COMMIT: under READ COMMITTED each statement reads its own snapshot either way.
+        member = await service.get_member(conn, request.user.tenant_id, member_id)
         return Response(member, headers={"ETag": _etag(member)})
 
     @get(
@@ -114,12 +115,13 @@ class MemberController(Controller):
         self,
         request: Request[Principal, Any, Any],
         member_id: MemberId,
-        db: NamedDependency[asyncpg.Connection],
+        conn: NamedDependency[asyncpg.Connection],
         level: Annotated[int, QueryParameter(ge=1, le=3)] = 1,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> Page[TeamMember]:
-        return await service.list_team(db, request.user.tenant_id, member_id, level, limit, cursor)
+        # A read of one statement (two for an empty page): no transaction, two round trips fewer.
+        return await service.list_team(conn, request.user.tenant_id, member_id, level, limit, cursor)
 
 
 class BindingController(Controller):

@@ -9,7 +9,6 @@ import asyncpg
 
 __all__ = [
     "apply_refund",
-    "buyer_and_ancestors",
     "count_order",
     "count_refund",
     "due_commissions",
@@ -19,6 +18,7 @@ __all__ = [
     "lock_member_accounts",
     "lock_order",
     "mark_released",
+    "order_snapshot",
     "order_items",
     "record_receipt",
     "tenant_money_settings",
@@ -26,20 +26,26 @@ __all__ = [
 
 _TENANT = "SELECT currency, timezone FROM tenants WHERE tenant_id = $1"
 
-# The buyer (depth 0) and their ancestors up to the programme's depth: one index range on the closure
-# table, each joined to the member's distributor status and level and to the level's rates.
-_CHAIN = """
-SELECT 0 AS depth, m.member_id, m.distributor_status, m.distributor_level, dl.rates_bps
-  FROM members m
-  LEFT JOIN distributor_levels dl ON dl.tenant_id = m.tenant_id AND dl.code = m.distributor_level
- WHERE m.tenant_id = $1 AND m.member_id = $2
-UNION ALL
-SELECT p.depth, m.member_id, m.distributor_status, m.distributor_level, dl.rates_bps
-  FROM referral_paths p
-  JOIN members m ON m.tenant_id = p.tenant_id AND m.member_id = p.ancestor_id
-  LEFT JOIN distributor_levels dl ON dl.tenant_id = m.tenant_id AND dl.code = m.distributor_level
- WHERE p.tenant_id = $1 AND p.member_id = $2 AND p.depth <= $3
- ORDER BY depth
+# Everything an order is priced on, in one round trip: the tenant's currency and zone, the programme
+# row (none: the defaults), and the buyer (depth 0) with their ancestors up to the legal maximum of
+# three levels (the caller keeps the programme's depth), each with distributor status, level and the
+# level's rates. No chain (NULL) means no such buyer; no row at all means no such tenant.
+_SNAPSHOT = """
+SELECT t.currency, t.timezone, pr.config, pr.version, pr.updated_at,
+       (SELECT json_agg(c ORDER BY c.depth)
+          FROM (SELECT 0 AS depth, m.member_id, m.distributor_status, m.distributor_level, dl.rates_bps
+                  FROM members m
+                  LEFT JOIN distributor_levels dl ON dl.tenant_id = m.tenant_id AND dl.code = m.distributor_level
+                 WHERE m.tenant_id = $1 AND m.member_id = $2
+                UNION ALL
+                SELECT p.depth, m.member_id, m.distributor_status, m.distributor_level, dl.rates_bps
+                  FROM referral_paths p
+                  JOIN members m ON m.tenant_id = p.tenant_id AND m.member_id = p.ancestor_id
+                  LEFT JOIN distributor_levels dl ON dl.tenant_id = m.tenant_id AND dl.code = m.distributor_level
+                 WHERE p.tenant_id = $1 AND p.member_id = $2 AND p.depth <= 3) c) AS chain
+  FROM tenants t
+  LEFT JOIN programs pr ON pr.tenant_id = t.tenant_id
+ WHERE t.tenant_id = $1
 """
 
 # Order, its lines and its commission rows in one statement (foreign keys are checked at its end).
@@ -187,8 +193,8 @@ async def tenant_money_settings(conn: asyncpg.Connection, tenant_id: str) -> asy
     return await conn.fetchrow(_TENANT, tenant_id)
 
 
-async def buyer_and_ancestors(conn: asyncpg.Connection, tenant_id: str, buyer_id: str, depth: int) -> list[Any]:
-    return await conn.fetch(_CHAIN, tenant_id, buyer_id, depth)
+async def order_snapshot(conn: asyncpg.Connection, tenant_id: str, buyer_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(_SNAPSHOT, tenant_id, buyer_id)
 
 
 async def insert_order(

@@ -37,7 +37,7 @@ from services.referral.orders.schemas import (
     SkippedReason,
 )
 from services.referral.program.schemas import ProgramConfig
-from services.referral.program.service import ActiveProgram, is_eligible, load_program
+from services.referral.program.service import ActiveProgram, is_eligible, load_program, program_from_row
 from shared.errors import DomainError
 from shared.events.outbox import emit
 from shared.ledger import MAX_AMOUNT, Leg, post_entry
@@ -82,20 +82,20 @@ def _skipped_reason(config: ProgramConfig, status: str | None) -> SkippedReason 
 
 async def snapshot_chain(conn: asyncpg.Connection, tenant_id: str, buyer_id: str) -> ChainSnapshot:
     """Read the programme and the buyer's chain (404 `member-not-found` for an unknown buyer)."""
-    program = await load_program(conn, tenant_id)
-    config = program.config
-    tenant = await repository.tenant_money_settings(conn, tenant_id)
+    tenant = await repository.order_snapshot(conn, tenant_id, buyer_id)
     if tenant is None:
         raise DomainError("tenant-not-found", 404, f"tenant {tenant_id} does not exist")
-    # With self-purchase commission the buyer is L1, so one ancestor level fewer is paid.
-    self_level = 1 if config.self_purchase_commission else 0
-    rows = await repository.buyer_and_ancestors(conn, tenant_id, buyer_id, config.depth - self_level)
+    program = program_from_row(tenant)
+    config = program.config
+    rows = tenant["chain"] or []
     if not rows or rows[0]["depth"] != 0:
         raise DomainError("member-not-found", 404, f"member {buyer_id} is not registered")
+    # With self-purchase commission the buyer is L1, so one ancestor level fewer is paid.
+    self_level = 1 if config.self_purchase_commission else 0
     links: list[ChainLink] = []
     for row in rows:
         level = row["depth"] + self_level
-        if level == 0 or level > config.depth:
+        if level == 0 or level > config.depth:  # the buyer without self-purchase; beyond the programme's depth
             continue
         skipped = _skipped_reason(config, row["distributor_status"])
         rates = list(row["rates_bps"]) if row["rates_bps"] is not None else None

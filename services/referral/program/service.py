@@ -11,7 +11,16 @@ from services.referral.program import repository
 from services.referral.program.schemas import Program, ProgramConfig, ProgramSettings
 from shared.errors import DomainError
 
-__all__ = ["MAX_DEPTH", "ActiveProgram", "etag", "is_eligible", "load_program", "put_program", "read_program"]
+__all__ = [
+    "MAX_DEPTH",
+    "ActiveProgram",
+    "etag",
+    "is_eligible",
+    "load_program",
+    "program_from_row",
+    "put_program",
+    "read_program",
+]
 
 MAX_DEPTH = 3
 
@@ -63,8 +72,12 @@ def _validate(config: ProgramConfig) -> None:
 
 
 async def load_program(conn: asyncpg.Connection, tenant_id: str) -> ActiveProgram:
-    row = await repository.fetch_program(conn, tenant_id)
-    if row is None:
+    return program_from_row(await repository.fetch_program(conn, tenant_id))
+
+
+def program_from_row(row: asyncpg.Record | None) -> ActiveProgram:
+    """The programme from its row's `config`, `version`, `updated_at` (no row or no config: the defaults)."""
+    if row is None or row["config"] is None:
         return ActiveProgram(config=ProgramConfig(), version=0, updated_at=None)
     return ActiveProgram(
         config=msgspec.convert(row["config"], ProgramConfig), version=row["version"], updated_at=row["updated_at"]
