@@ -22,6 +22,8 @@ from shared.controllers import HealthController, JobController, LedgerController
 from shared.db import create_pool, provide_connection, provide_transaction
 from shared.events.controllers import WebhookController
 from shared.events.webhooks import DELIVER_WEBHOOKS
+from shared.finance.controllers import FinanceController
+from shared.finance.verifications import verify_ledger_job
 from shared.http import EXCEPTION_HANDLERS, strict_body
 from shared.jobs import Job, Scheduler
 from shared.ledger import Check
@@ -49,7 +51,7 @@ def create_service_app(
     jobs: Sequence[Job] = (),
 ) -> Litestar:
     configure_logging(settings.log_level, settings.log_json)
-    all_jobs = (*jobs, DELIVER_WEBHOOKS)
+    all_jobs = (*jobs, DELIVER_WEBHOOKS, verify_ledger_job(verify_checks))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
@@ -74,6 +76,7 @@ def create_service_app(
             HealthController,
             TenantController,
             LedgerController,
+            FinanceController,
             JobController,
             WebhookController,
             MetricsController,

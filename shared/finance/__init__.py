@@ -1,0 +1,1 @@
+"""Finance and reconciliation (DESIGN §7): exports, trial balance, statements, nightly verification."""
