@@ -7,10 +7,23 @@ from pathlib import Path
 
 from litestar import Litestar
 
+from services.loyalty.adjustments.controllers import AdjustmentController
 from services.loyalty.checks import LOT_CHECKS
+from services.loyalty.earning_rules.controllers import EarningRuleController
+from services.loyalty.expiry.jobs import EXPIRE_POINTS, SEND_EXPIRY_REMINDERS
+from services.loyalty.holds.checks import HOLD_CHECKS
+from services.loyalty.holds.controllers import HoldController
+from services.loyalty.holds.jobs import EXPIRE_HOLDS
 from services.loyalty.members.controllers import MemberController
+from services.loyalty.orders.controllers import OrderController
+from services.loyalty.orders.jobs import RELEASE_PENDING_POINTS
+from services.loyalty.plans.controllers import PlanController, SubscriptionController
+from services.loyalty.plans.jobs import EXPIRE_PLANS
 from services.loyalty.program.controllers import ProgramController
-from services.loyalty.tiers.controllers import TierController
+from services.loyalty.rewards.controllers import RedemptionController, RewardController
+from services.loyalty.tasks.controllers import TaskController
+from services.loyalty.tiers.controllers import TierController, TierHistoryController
+from services.loyalty.tiers.jobs import EVALUATE_TIERS
 from shared.app import create_service_app
 from shared.settings import Settings, load_settings
 
@@ -25,8 +38,23 @@ def create_app(settings: Settings) -> Litestar:
         settings,
         title="Loyalty service",
         description="Member tiers, paid plans, points from purchases and tasks, rewards and holds, on a double-entry ledger.",
-        route_handlers=[ProgramController, TierController, MemberController],
-        verify_checks=[*LOT_CHECKS],
+        route_handlers=[
+            ProgramController,
+            TierController,
+            MemberController,
+            AdjustmentController,
+            RewardController,
+            RedemptionController,
+            HoldController,
+            EarningRuleController,
+            OrderController,
+            TaskController,
+            PlanController,
+            SubscriptionController,
+            TierHistoryController,
+        ],
+        verify_checks=[*LOT_CHECKS, *HOLD_CHECKS],
+        jobs=[RELEASE_PENDING_POINTS, EXPIRE_POINTS, SEND_EXPIRY_REMINDERS, EXPIRE_HOLDS, EXPIRE_PLANS, EVALUATE_TIERS],
     )
 
 

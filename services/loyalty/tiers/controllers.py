@@ -1,4 +1,4 @@
-"""GET /v1/tiers (client) and PUT /v1/tiers/{code} (admin)."""
+"""GET /v1/tiers (client), PUT /v1/tiers/{code} (admin) and GET /v1/members/{member_id}/tier-history."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from services.loyalty.tiers import service
-from services.loyalty.tiers.schemas import CODE_PATTERN, Tier, TierIn
+from services.loyalty.tiers.schemas import CODE_PATTERN, Tier, TierHistoryEntry, TierIn
 from shared.auth import Principal, requires_admin
 from shared.http import problem_responses
 from shared.pagination import Page
 
-__all__ = ["TierController"]
+__all__ = ["TierController", "TierHistoryController"]
 
 TierCode = Annotated[str, PathParameter(pattern=CODE_PATTERN, min_length=1, max_length=64)]
+MemberId = Annotated[str, PathParameter(pattern=CODE_PATTERN, min_length=1, max_length=64)]
 
 
 class TierController(Controller):
@@ -64,3 +65,27 @@ class TierController(Controller):
         cursor: Annotated[str | None, QueryParameter(min_length=1, max_length=500)] = None,
     ) -> Page[Tier]:
         return await service.list_tiers(db, request.user.tenant_id, limit, cursor)
+
+
+class TierHistoryController(Controller):
+    path = "/v1/members"
+    tags = ["tiers"]
+
+    @get(
+        "/{member_id:str}/tier-history",
+        operation_id="listMemberTierHistory",
+        summary="A member's tier changes, newest first",
+        description="Every change of the earned tier (`source` `earned`: `upgrade` on earning, `downgrade` by "
+        "the tier evaluation job after the grace days) and of the effective tier through a plan (`source` "
+        "`plan`: `plan_started`, `plan_ended`), each as emitted in `member.tier_changed`.",
+        responses=problem_responses(401, 404),
+    )
+    async def list_history(
+        self,
+        request: Request[Principal, Any, Any],
+        member_id: MemberId,
+        db: NamedDependency[asyncpg.Connection],
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, QueryParameter(min_length=1, max_length=500)] = None,
+    ) -> Page[TierHistoryEntry]:
+        return await service.list_tier_history(db, request.user.tenant_id, member_id, limit, cursor)

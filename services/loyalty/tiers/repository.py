@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-__all__ = ["list_tiers", "lock_tiers", "seed_default_tiers", "upsert_tier"]
+__all__ = [
+    "due_for_evaluation",
+    "list_tier_history",
+    "list_tiers",
+    "lock_tiers",
+    "mark_evaluated",
+    "member_exists",
+    "seed_default_tiers",
+    "set_downgrade_due",
+    "upsert_tier",
+]
 
 _COLUMNS = "code, name, rank, threshold, multiplier_bps, benefits, version, updated_at"
 
@@ -39,6 +50,36 @@ SELECT {_COLUMNS} FROM tiers
  LIMIT $3
 """
 
+# Newest first; tier_history_by_member serves the range.
+_HISTORY = """
+SELECT history_id, from_tier, to_tier, source, reason, occurred_at, created_at FROM tier_history
+ WHERE tenant_id = $1 AND member_id = $2 AND ($3::bigint IS NULL OR history_id < $3)
+ ORDER BY history_id DESC
+ LIMIT $4
+"""
+
+# The tier evaluation job's next members: not yet evaluated as of $1, in (tenant, member) order. Rows
+# a concurrent write holds are skipped this run; they stay due for the next.
+_DUE_FOR_EVALUATION = """
+SELECT tenant_id, member_id, earned_tier, downgrade_due_at FROM members
+ WHERE (tier_evaluated_at IS NULL OR tier_evaluated_at < $1) AND ($2::text IS NULL OR tenant_id = $2)
+ ORDER BY tenant_id, member_id
+ LIMIT $3
+   FOR UPDATE SKIP LOCKED
+"""
+
+_MEMBER_EXISTS = "SELECT EXISTS (SELECT 1 FROM members WHERE tenant_id = $1 AND member_id = $2)"
+
+_SET_DOWNGRADE_DUE = """
+UPDATE members SET downgrade_due_at = $3 WHERE tenant_id = $1 AND member_id = $2
+"""
+
+_MARK_EVALUATED = """
+UPDATE members m SET tier_evaluated_at = $1
+  FROM unnest($2::text[], $3::text[]) AS done (tenant_id, member_id)
+ WHERE m.tenant_id = done.tenant_id AND m.member_id = done.member_id
+"""
+
 
 async def seed_default_tiers(conn: asyncpg.Connection, tenant_id: str) -> None:
     await conn.execute(_SEED, tenant_id)
@@ -64,3 +105,29 @@ async def upsert_tier(
 
 async def list_tiers(conn: asyncpg.Connection, tenant_id: str, after_rank: int, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(_LIST, tenant_id, after_rank, limit)
+
+
+async def list_tier_history(
+    conn: asyncpg.Connection, tenant_id: str, member_id: str, before: int | None, limit: int
+) -> list[asyncpg.Record]:
+    return await conn.fetch(_HISTORY, tenant_id, member_id, before, limit)
+
+
+async def due_for_evaluation(
+    conn: asyncpg.Connection, as_of: datetime, tenant_id: str | None, limit: int
+) -> list[asyncpg.Record]:
+    return await conn.fetch(_DUE_FOR_EVALUATION, as_of, tenant_id, limit)
+
+
+async def set_downgrade_due(conn: asyncpg.Connection, tenant_id: str, member_id: str, due: datetime | None) -> None:
+    await conn.execute(_SET_DOWNGRADE_DUE, tenant_id, member_id, due)
+
+
+async def mark_evaluated(
+    conn: asyncpg.Connection, as_of: datetime, tenant_ids: list[str], member_ids: list[str]
+) -> None:
+    await conn.execute(_MARK_EVALUATED, as_of, tenant_ids, member_ids)
+
+
+async def member_exists(conn: asyncpg.Connection, tenant_id: str, member_id: str) -> bool:
+    return bool(await conn.fetchval(_MEMBER_EXISTS, tenant_id, member_id))

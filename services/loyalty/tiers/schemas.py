@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from shared.ledger import MAX_AMOUNT
 
-__all__ = ["CODE_PATTERN", "Tier", "TierIn"]
+__all__ = ["CODE_PATTERN", "Tier", "TierHistoryEntry", "TierIn"]
 
 CODE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
@@ -36,3 +36,16 @@ class Tier(msgspec.Struct, kw_only=True):
     benefits: dict[str, Any]
     version: int
     updated_at: datetime
+
+
+class TierHistoryEntry(msgspec.Struct, kw_only=True):
+    """One change of tier: `source` `earned` moves the earned tier (upgrade, downgrade...), `plan` the
+    effective tier a plan granted (plan_started, plan_ended)."""
+
+    history_id: int
+    from_tier: str | None
+    to_tier: str | None
+    source: Literal["earned", "plan"]
+    reason: Literal["upgrade", "downgrade", "plan_started", "plan_ended", "refund", "admin"]
+    occurred_at: datetime
+    created_at: datetime

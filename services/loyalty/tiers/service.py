@@ -9,11 +9,11 @@ import asyncpg
 import msgspec
 
 from services.loyalty.tiers import repository
-from services.loyalty.tiers.schemas import Tier, TierIn
+from services.loyalty.tiers.schemas import Tier, TierHistoryEntry, TierIn
 from shared.errors import DomainError
 from shared.pagination import Page, decode_cursor, encode_cursor
 
-__all__ = ["check_json", "ensure_tiers", "list_tiers", "load_tiers", "put_tier", "tier_of"]
+__all__ = ["check_json", "ensure_tiers", "list_tier_history", "list_tiers", "load_tiers", "put_tier", "tier_of"]
 
 _encode = msgspec.json.Encoder().encode
 
@@ -94,3 +94,17 @@ async def list_tiers(conn: asyncpg.Connection, tenant_id: str, limit: int, curso
     rows = await repository.list_tiers(conn, tenant_id, after, limit + 1)
     items = [tier_of(row) for row in rows[:limit]]
     return Page(items=items, next_cursor=encode_cursor([items[-1].rank]) if len(rows) > limit else None)
+
+
+async def list_tier_history(
+    conn: asyncpg.Connection, tenant_id: str, member_id: str, limit: int, cursor: str | None
+) -> Page[TierHistoryEntry]:
+    """A member's tier changes, newest first (404 `member-not-found` for an unknown member)."""
+    (before,) = decode_cursor(cursor, (int,)) if cursor else (None,)
+    if before is not None and not 0 < before < 2**63:
+        raise DomainError("invalid-cursor", 400, "the cursor is not one this service issued")
+    if not await repository.member_exists(conn, tenant_id, member_id):
+        raise DomainError("member-not-found", 404, f"member {member_id} does not exist")
+    rows = await repository.list_tier_history(conn, tenant_id, member_id, before, limit + 1)
+    items = [TierHistoryEntry(**dict(row)) for row in rows[:limit]]
+    return Page(items=items, next_cursor=encode_cursor([items[-1].history_id]) if len(rows) > limit else None)

@@ -1,0 +1,356 @@
+"""Earning from purchases (§5.4): an order's points, pending until the return window ends, refunds that
+reverse them pro rata per item, and the order view.
+
+Points are computed in `earning.py`; this module applies them. Lock order, the same as
+`services/loyalty/points.py`: the order row, the member's lots, the ledger's account rows; the member
+row (an immediate upgrade) last.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import msgspec
+
+from services.loyalty import periods, points
+from services.loyalty.earning_rules import repository as rules_repository
+from services.loyalty.earning_rules.service import rule_of
+from services.loyalty.members import repository as members_repository
+from services.loyalty.members.service import member_not_found
+from services.loyalty.orders import repository
+from services.loyalty.orders.earning import Earning, Line, compute_points
+from services.loyalty.orders.schemas import OrderIn, OrderView, Refund, RefundIn, RefundItem, RefundResult
+from services.loyalty.program.schemas import ProgramConfig
+from services.loyalty.program.service import load_program
+from services.loyalty.tiers import standing
+from services.loyalty.tiers.schemas import Tier
+from services.loyalty.tiers.service import load_tiers
+from shared.errors import DomainError
+from shared.events.outbox import emit
+from shared.ledger import MAX_AMOUNT
+from shared.timestamps import checked_time
+
+__all__ = [
+    "MAX_CLOCK_SKEW",
+    "check_member",
+    "get_order",
+    "lock_order",
+    "pending_until",
+    "place_order",
+    "refund_order",
+    "reversal_due",
+]
+
+MAX_CLOCK_SKEW = timedelta(minutes=5)  # §3.4: caller times may run this far ahead of ours
+
+
+def pending_until(paid_at: datetime, pending_days: int, timezone: str) -> datetime:
+    """`paid_at` plus the pending days in calendar days of the tenant's zone (same wall-clock time)."""
+    local = paid_at.astimezone(ZoneInfo(timezone))
+    return (local + timedelta(days=pending_days)).astimezone(UTC)
+
+
+def reversal_due(item_points: int, item_amount: int, refunded_before: int, reversed_before: int, amount: int) -> int:
+    """Points one refund of `amount` takes back from an item: after it the item has given back
+    floor(points × refunded / paid) in total, so partial refunds never drift and a full refund gives back
+    exactly all of it."""
+    target = item_points * (refunded_before + amount) // item_amount
+    return max(target - reversed_before, 0)
+
+
+async def check_member(conn: asyncpg.Connection, tenant_id: str, member_id: str) -> asyncpg.Record:
+    """The member row (404 `member-not-found`)."""
+    row = await members_repository.fetch_member(conn, tenant_id, member_id)
+    if row is None:
+        raise member_not_found(member_id)
+    return row
+
+
+def _check_order(data: OrderIn, currency: str, now: datetime) -> datetime:
+    """The payment time in UTC; 422 for an order that cannot be right."""
+    if data.currency != currency:
+        raise DomainError(
+            "currency-mismatch", 422, f"the programme's currency is {currency}; the order is in {data.currency}"
+        )
+    seen: set[str] = set()
+    for item in data.items:
+        if item.item_id in seen:
+            raise DomainError("duplicate-item", 422, f"item {item.item_id} appears twice; one line per item_id")
+        seen.add(item.item_id)
+        if any("\x00" in (text or "") for text in (item.item_id, item.sku, item.category)):
+            raise DomainError("invalid-item", 422, "item_id, sku and category may not contain the NUL character")
+    paid_at = checked_time(data.paid_at, "paid_at")
+    if paid_at > now + MAX_CLOCK_SKEW:
+        raise DomainError("paid-at-in-future", 422, "paid_at is more than 5 minutes ahead of the server's clock")
+    if sum(item.amount for item in data.items) > MAX_AMOUNT:
+        raise DomainError("amount-too-large", 422, f"an order's total may not exceed {MAX_AMOUNT}")
+    return paid_at
+
+
+async def _effective_tier(
+    conn: asyncpg.Connection, tenant_id: str, member: asyncpg.Record, tiers: list[Tier], paid_at: datetime
+) -> Tier:
+    """The higher of the member's earned tier and the tier of a plan running at `paid_at`."""
+    by_code = {tier.code: tier for tier in tiers}
+    earned = by_code.get(member["earned_tier"] or "", tiers[0])
+    plan = await members_repository.active_plan_tier(conn, tenant_id, member["member_id"], paid_at)
+    granted = by_code.get(plan["tier_code"]) if plan is not None else None
+    return granted if granted is not None and granted.rank > earned.rank else earned
+
+
+async def _earning(
+    conn: asyncpg.Connection,
+    tenant_id: str,
+    data: OrderIn,
+    config: ProgramConfig,
+    tier: Tier,
+    paid_at: datetime,
+    timezone: str,
+) -> Earning:
+    rules = [rule_of(row) for row in await rules_repository.applicable_rules(conn, tenant_id, paid_at)]
+    daily = [rule for rule in rules if rule.cap_per_member_day is not None]
+    day_left: dict[str, int] = {}
+    if daily:
+        # Two orders of the member on one day must not both see the same allowance.
+        await repository.lock_member_day(conn, tenant_id, data.member_id)
+        local_day = paid_at.astimezone(ZoneInfo(timezone)).date()
+        granted = await rules_repository.granted_today(
+            conn, tenant_id, data.member_id, [rule.code for rule in daily], local_day
+        )
+        day_left = {rule.code: (rule.cap_per_member_day or 0) - granted.get(rule.code, 0) for rule in daily}
+    # By item_id: the same basket in any order splits its points the same way (ties go to the lower id).
+    lines = [
+        Line(item_id=i.item_id, sku=i.sku, category=i.category, amount=i.amount, quantity=i.quantity)
+        for i in sorted(data.items, key=lambda i: i.item_id)
+    ]
+    earning = compute_points(
+        lines,
+        earn_points=config.earn_points,
+        earn_per_amount=config.earn_per_amount,
+        tier_bps=tier.multiplier_bps,
+        rules=rules,
+        day_left=day_left,
+    )
+    if earning.total > MAX_AMOUNT:
+        raise DomainError("points-too-large", 422, f"the order would earn more than {MAX_AMOUNT} points")
+    return earning
+
+
+async def place_order(conn: asyncpg.Connection, tenant_id: str, data: OrderIn) -> OrderView:
+    """Record a paid order and issue its points: pending until `paid_at` + pending days, or available at
+    once (a lot, debt repaid first) when the programme has no pending days."""
+    tenant = await repository.tenant_settings(conn, tenant_id)
+    assert tenant is not None  # the key's tenant exists
+    paid_at = _check_order(data, tenant["currency"], datetime.now(UTC))
+    member = await check_member(conn, tenant_id, data.member_id)
+    timezone = tenant["timezone"]
+    program = await load_program(conn, tenant_id)
+    config = program.config
+    tiers = await load_tiers(conn, tenant_id)
+    tier = await _effective_tier(conn, tenant_id, member, tiers, paid_at)
+    earning = await _earning(conn, tenant_id, data, config, tier, paid_at, timezone)
+
+    total = earning.total
+    due = pending_until(paid_at, config.pending_days, timezone)
+    lot_expires_at = periods.expires_at(config.expiry, paid_at, timezone)
+    immediate = config.pending_days == 0
+    key, source_ref = f"earn:{data.order_id}", f"order:{data.order_id}"
+    entry_id: int | None = None
+    debt_repaid = 0
+    if total and immediate:
+        credited = await points.credit_available(
+            conn,
+            tenant_id,
+            data.member_id,
+            total,
+            source="issued",
+            earned_at=paid_at,
+            expires=lot_expires_at,
+            key=key,
+            kind="points.earn",
+            reason="purchase",
+            source_ref=source_ref,
+        )
+        entry_id, debt_repaid = credited.entry_id, credited.debt_repaid
+    elif total:
+        entry_id = await points.earn_pending(
+            conn,
+            tenant_id,
+            data.member_id,
+            total,
+            key=key,
+            kind="points.earn",
+            effective_at=paid_at,
+            reason="purchase",
+            source_ref=source_ref,
+        )
+    items = sorted(data.items, key=lambda i: i.item_id)
+    await repository.insert_order(
+        conn,
+        tenant_id,
+        {
+            "order_id": data.order_id,
+            "member_id": data.member_id,
+            "currency": data.currency,
+            "paid_at": paid_at,
+            "total_amount": sum(i.amount for i in items),
+            "points": total,
+            "rule_version": program.version,
+            "tier_code": tier.code,
+            "multiplier_bps": tier.multiplier_bps,
+            "pending_until": due,
+            "earn_entry_id": entry_id,
+            # No pending days: the earning entry is the release (nothing to release for 0 points).
+            "released_at": paid_at if immediate else None,
+            "release_entry_id": entry_id if immediate else None,
+            "lot_expires_at": lot_expires_at,
+        },
+        (
+            [i.item_id for i in items],
+            [i.sku for i in items],
+            [i.category for i in items],
+            [i.amount for i in items],
+            [i.quantity for i in items],
+            [earning.item_points[i.item_id] for i in items],
+            [",".join(earning.item_rules[i.item_id]) for i in items],
+        ),
+        paid_at.astimezone(ZoneInfo(timezone)).date(),
+        (list(earning.rule_points), list(earning.rule_points.values())),
+    )
+    await standing.add_qualifying(conn, tenant_id, data.member_id, total, paid_at, "purchase", source_ref, entry_id)
+    if total:
+        await emit(
+            conn,
+            tenant_id,
+            "points.earned",
+            {
+                "member_id": data.member_id,
+                "order_id": data.order_id,
+                "points": total,
+                "state": "released" if immediate else "pending",
+                "pending_until": due,
+                "debt_repaid": debt_repaid,
+                "lot_expires_at": lot_expires_at,
+                "tier_code": tier.code,
+                "multiplier_bps": tier.multiplier_bps,
+                "rule_version": program.version,
+                "rules": earning.rule_points,
+            },
+            occurred_at=paid_at,
+        )
+        await standing.upgrade_if_qualified(conn, tenant_id, data.member_id, config, timezone, paid_at, tiers)
+    return await get_order(conn, tenant_id, data.order_id)
+
+
+async def get_order(conn: asyncpg.Connection, tenant_id: str, order_id: str) -> OrderView:
+    row = await repository.fetch_order_view(conn, tenant_id, order_id)
+    if row is None:
+        raise DomainError("order-not-found", 404, f"order {order_id} does not exist")
+    return msgspec.convert(dict(row), OrderView)
+
+
+async def lock_order(conn: asyncpg.Connection, tenant_id: str, order_id: str) -> asyncpg.Record:
+    """The order row, locked for this transaction (404 `order-not-found`)."""
+    order = await repository.lock_order(conn, tenant_id, order_id)
+    if order is None:
+        raise DomainError("order-not-found", 404, f"order {order_id} does not exist")
+    return order
+
+
+def _refund_lines(data: RefundIn, items: dict[str, asyncpg.Record]) -> list[RefundItem]:
+    """Each refunded line with the points it reverses; 422 for lines that cannot be refunded."""
+    lines: list[RefundItem] = []
+    for line in data.items:
+        if any(existing.item_id == line.item_id for existing in lines):
+            raise DomainError("duplicate-item", 422, f"item {line.item_id} appears twice in the refund")
+        item = items.get(line.item_id)
+        if item is None:
+            raise DomainError("unknown-item", 422, f"the order has no item {line.item_id}")
+        left = item["amount"] - item["refunded_amount"]
+        if line.amount > left:
+            raise DomainError(
+                "refund-exceeds-paid", 422, f"item {line.item_id}: refund {line.amount} exceeds the {left} still paid"
+            )
+        due = reversal_due(
+            item["points"], item["amount"], item["refunded_amount"], item["reversed_points"], line.amount
+        )
+        lines.append(RefundItem(item_id=line.item_id, amount=line.amount, points_reversed=due))
+    return lines
+
+
+async def refund_order(conn: asyncpg.Connection, tenant_id: str, order: asyncpg.Record, data: RefundIn) -> RefundResult:
+    """Reverse the points of the refunded amounts, pro rata per item: from this order's pending points
+    while they are pending, else from available (FEFO), the shortfall per the negative-balance policy.
+    Qualifying points drop by the same amount, at the order's payment time (the same window)."""
+    order_id, member_id = order["order_id"], order["member_id"]
+    items = {row["item_id"]: row for row in await repository.order_items(conn, tenant_id, order_id)}
+    lines = _refund_lines(data, items)
+    config = (await load_program(conn, tenant_id)).config
+    due = sum(line.points_reversed for line in lines)
+    still_pending = order["points"] - order["reversed_points"] if order["released_at"] is None else 0
+    reversed_ = points.Reversed(entry_id=None, from_pending=0, from_available=0, to_debt=0, written_off=0)
+    if due:
+        reversed_ = await points.reverse_points(
+            conn,
+            tenant_id,
+            member_id,
+            due,
+            from_pending=still_pending,
+            policy=config.negative_balance,
+            ref=f"refund:{data.refund_id}",
+            key=f"refund:{data.refund_id}",
+            kind="points.reverse",
+            reason="refund",
+            source_ref=f"order:{order_id}",
+        )
+    amount = sum(line.amount for line in lines)
+    created_at = await repository.apply_refund(
+        conn,
+        tenant_id,
+        order_id=order_id,
+        refund_id=data.refund_id,
+        amount=amount,
+        points=due,
+        debt_points=reversed_.to_debt,
+        written_off=reversed_.written_off,
+        items=[msgspec.to_builtins(line) for line in lines],
+        entry_id=reversed_.entry_id,
+    )
+    await standing.add_qualifying(
+        conn, tenant_id, member_id, -due, order["paid_at"], "refund", f"refund:{data.refund_id}", reversed_.entry_id
+    )
+    if due:
+        await emit(
+            conn,
+            tenant_id,
+            "points.reversed",
+            {
+                "member_id": member_id,
+                "order_id": order_id,
+                "refund_id": data.refund_id,
+                "points": due,
+                "from_pending": reversed_.from_pending,
+                "from_available": reversed_.from_available,
+                "to_debt": reversed_.to_debt,
+                "written_off": reversed_.written_off,
+            },
+        )
+    refund = Refund(
+        refund_id=data.refund_id,
+        amount=amount,
+        points_reversed=due,
+        debt_points=reversed_.to_debt,
+        written_off=reversed_.written_off,
+        items=lines,
+        created_at=created_at,
+    )
+    return RefundResult(
+        refund=refund,
+        from_pending=reversed_.from_pending,
+        from_available=reversed_.from_available,
+        to_debt=reversed_.to_debt,
+        written_off=reversed_.written_off,
+        order=await get_order(conn, tenant_id, order_id),
+    )

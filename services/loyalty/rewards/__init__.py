@@ -1,0 +1,1 @@
+"""Rewards and redemptions (§5.7)."""

@@ -1,0 +1,1 @@
+"""Tasks, check-ins and streaks (§5.5)."""
