@@ -56,6 +56,7 @@ __all__ = [
     "run_wrk",
     "summarize_cprofile",
     "summarize_profile",
+    "target_value",
     "to_pgbench",
 ]
 
@@ -104,6 +105,9 @@ class Capture:
     warm: Sequence[tuple[str, str, Any]] = ()  # (method, path, json)
     substitutions: dict[str, str] = field(default_factory=dict)
     preamble: str = ""
+    # columns besides `*id` whose returned value flows into a later statement (a slot number the
+    # service reads and then inserts): `\gset` like generated ids, not a constant
+    flows: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -114,16 +118,45 @@ class Target:
     op: str
     limit: float
     clients: int = 32
+    relative_to: str | None = None  # another scenario of the service: the metric ÷ that scenario's
 
     def describe(self) -> str:
         names = {"p99_ms": "p99", "ratio": "req/s ÷ pgbench TPS", "rps": "req/s"}
+        name = names.get(self.metric, self.metric)
+        if self.relative_to:
+            return f"{name} ÷ {self.relative_to}'s {name} {self.op} {self.limit:g} at {self.clients} clients"
         unit = " ms" if self.metric.endswith("_ms") else ""
-        return f"{names.get(self.metric, self.metric)} {self.op} {self.limit:g}{unit} at {self.clients} clients"
+        return f"{name} {self.op} {self.limit:g}{unit} at {self.clients} clients"
 
     def met(self, value: float | None) -> bool | None:
         if value is None or math.isnan(value):
             return None
         return value >= self.limit if self.op == ">=" else value < self.limit
+
+
+def target_value(target: Target, row: dict[str, Any], rows: Sequence[dict[str, Any]]) -> float | None:
+    """The value a target judges in a result row (`bench/http/__main__.py`'s rows: service, scenario,
+    wrk, ratio); with `relative_to`, divided by the same metric of that scenario at the same clients."""
+
+    def value(of: dict[str, Any]) -> float | None:
+        if target.metric == "ratio":
+            return of["ratio"]  # type: ignore[no-any-return]
+        return getattr(of["wrk"], target.metric.replace("rps", "rate"))  # type: ignore[no-any-return]
+
+    mine = value(row)
+    if not target.relative_to:
+        return mine
+    base = next(
+        (
+            value(r)
+            for r in rows
+            if r["service"] == row["service"]
+            and r["scenario"] == target.relative_to
+            and r["wrk"].clients == row["wrk"].clients
+        ),
+        None,
+    )
+    return None if mine is None or not base else mine / base
 
 
 @dataclass(frozen=True)
@@ -762,7 +795,7 @@ async def to_pgbench(
                 isinstance(value, int | str)
                 and not isinstance(value, bool)
                 and value not in capture.substitutions
-                and column.endswith("id")
+                and (column.endswith("id") or column in capture.flows)
                 and re.fullmatch(r"[a-z_][a-z0-9_]*", column)
             ):
                 produced.setdefault(value, (index, column))
