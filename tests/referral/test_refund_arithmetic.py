@@ -7,47 +7,20 @@ Hypothesis drives the HTTP API on an event loop of its own (plain `def`, like th
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ops.cli import provision
-from services.referral.app import create_app
-from shared.tenants import TenantIn
-from tests.conftest import TenantKeys, serve, settings_for
-
-
-class Harness:
-    def __init__(self, database_url: str) -> None:
-        self.database_url = database_url
-        self.loop = asyncio.new_event_loop()
-        self._serving = serve(create_app(settings_for("referral", database_url)))
-        self.client: httpx.AsyncClient = self.run(self._serving.__aenter__())
-
-    def run(self, coro: Any) -> Any:
-        return self.loop.run_until_complete(coro)
-
-    def close(self) -> None:
-        self.run(self._serving.__aexit__(None, None, None))
-        self.loop.close()
-
-    async def tenant(self) -> TenantKeys:
-        tenant_id = "p" + uuid.uuid4().hex[:12]
-        keys = await provision(self.database_url, tenant_id, TenantIn(name=tenant_id), {"admin": ["admin", "client"]})
-        return TenantKeys(tenant_id, keys["admin"], keys["admin"])
+from tests.harness import SyncHarness as Harness
 
 
 @pytest.fixture(scope="module")
 def harness(database_url: str) -> Iterator[Harness]:
-    h = Harness(database_url)
-    yield h
-    h.close()
+    with Harness("referral", database_url) as h:
+        yield h
 
 
 async def _scenario(h: Harness, amount: int, rates: tuple[int, int], refunds: list[int], released: bool) -> None:

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -15,12 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ops.cli import provision
 from services.loyalty import accounts
-from services.loyalty.app import create_app
 from shared.ledger import Leg, post_entry
-from shared.tenants import TenantIn
-from tests.conftest import TenantKeys, serve, settings_for
+from tests.conftest import TenantKeys
+from tests.harness import SyncHarness as Harness
 from tests.loyalty.conftest import assert_ledger_ok, configure, earn, put_member
 
 EARNED = datetime(2026, 1, 10, tzinfo=UTC)
@@ -248,33 +244,10 @@ async def test_the_list_pages_newest_first(loyalty_client, tenant) -> None:
     await assert_ledger_ok(loyalty_client, tenant)
 
 
-class Harness:
-    """The app on an event loop of its own, so hypothesis can drive it from a plain test function."""
-
-    def __init__(self, database_url: str) -> None:
-        self.database_url = database_url
-        self.loop = asyncio.new_event_loop()
-        self._serving = serve(create_app(settings_for("loyalty", database_url)))
-        self.client: httpx.AsyncClient = self.run(self._serving.__aenter__())
-
-    def run(self, coro: Any) -> Any:
-        return self.loop.run_until_complete(coro)
-
-    def close(self) -> None:
-        self.run(self._serving.__aexit__(None, None, None))
-        self.loop.close()
-
-    async def tenant(self) -> TenantKeys:
-        tenant_id = "p" + uuid.uuid4().hex[:12]
-        keys = await provision(self.database_url, tenant_id, TenantIn(name=tenant_id), {"admin": ["admin", "client"]})
-        return TenantKeys(tenant_id, keys["admin"], keys["admin"])
-
-
 @pytest.fixture(scope="module")
 def harness(database_url: str) -> Iterator[Harness]:
-    h = Harness(database_url)
-    yield h
-    h.close()
+    with Harness("loyalty", database_url) as h:
+        yield h
 
 
 async def _adjustments_scenario(h: Harness, moves: list[int]) -> None:

@@ -3,57 +3,23 @@ first-expiring-first would have, whatever p and the lots were; the balances foll
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import asyncpg
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ops.cli import provision
-from services.loyalty.app import create_app
-from shared.db import create_pool
-from shared.tenants import TenantIn
-from tests.conftest import TenantKeys, serve, settings_for
+from tests.harness import SyncHarness as Harness
 from tests.loyalty.conftest import assert_ledger_ok, earn, put_member
 
 NOW = datetime.now(UTC)
 
 
-class Harness:
-    """The app and a pool on an event loop of their own, so hypothesis can drive them from a plain test."""
-
-    def __init__(self, database_url: str) -> None:
-        self.database_url = database_url
-        self.loop = asyncio.new_event_loop()
-        self._serving = serve(create_app(settings_for("loyalty", database_url)))
-        self.client: httpx.AsyncClient = self.run(self._serving.__aenter__())
-        self.pool: asyncpg.Pool = self.run(create_pool(settings_for("loyalty", database_url), min_size=1, max_size=2))
-
-    def run(self, coro: Any) -> Any:
-        return self.loop.run_until_complete(coro)
-
-    def close(self) -> None:
-        self.run(self.pool.close())
-        self.run(self._serving.__aexit__(None, None, None))
-        self.loop.close()
-
-    async def tenant(self) -> TenantKeys:
-        tenant_id = "h" + uuid.uuid4().hex[:12]
-        keys = await provision(self.database_url, tenant_id, TenantIn(name=tenant_id), {"admin": ["admin", "client"]})
-        return TenantKeys(tenant_id, keys["admin"], keys["admin"])
-
-
 @pytest.fixture(scope="module")
 def harness(database_url: str) -> Iterator[Harness]:
-    h = Harness(database_url)
-    yield h
-    h.close()
+    with Harness("loyalty", database_url, pool=True) as h:
+        yield h
 
 
 def fefo_after_spending(lots: list[tuple[int, int | None]], spent: int) -> list[int]:

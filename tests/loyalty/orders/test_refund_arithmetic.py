@@ -10,23 +10,16 @@ The pure functions run many examples; the HTTP scenario runs fewer, on an event 
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Iterator
 from fractions import Fraction
-from typing import Any
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ops.cli import provision
-from services.loyalty.app import create_app
 from services.loyalty.orders.earning import Line, allocate, compute_points
 from services.loyalty.orders.service import reversal_due
-from shared.tenants import TenantIn
-from tests.conftest import TenantKeys, serve, settings_for
+from tests.harness import SyncHarness as Harness
 
 amounts = st.integers(0, 10**9)
 
@@ -77,31 +70,10 @@ def test_cumulative_reversal_never_exceeds_and_a_full_refund_reverses_all(
     assert reversed_ == points
 
 
-class Harness:
-    def __init__(self, database_url: str) -> None:
-        self.database_url = database_url
-        self.loop = asyncio.new_event_loop()
-        self._serving = serve(create_app(settings_for("loyalty", database_url)))
-        self.client: httpx.AsyncClient = self.run(self._serving.__aenter__())
-
-    def run(self, coro: Any) -> Any:
-        return self.loop.run_until_complete(coro)
-
-    def close(self) -> None:
-        self.run(self._serving.__aexit__(None, None, None))
-        self.loop.close()
-
-    async def tenant(self) -> TenantKeys:
-        tenant_id = "p" + uuid.uuid4().hex[:12]
-        keys = await provision(self.database_url, tenant_id, TenantIn(name=tenant_id), {"admin": ["admin", "client"]})
-        return TenantKeys(tenant_id, keys["admin"], keys["admin"])
-
-
 @pytest.fixture(scope="module")
 def harness(database_url: str) -> Iterator[Harness]:
-    h = Harness(database_url)
-    yield h
-    h.close()
+    with Harness("loyalty", database_url) as h:
+        yield h
 
 
 async def _scenario(h: Harness, items: list[int], refunds: list[tuple[int, int]], released: bool) -> None:
