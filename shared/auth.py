@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import asyncpg
@@ -15,6 +17,8 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware.authentication import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.types import Receive, Send
+from litestar.types import Scope as ASGIScope
 
 __all__ = [
     "OPERATOR",
@@ -54,21 +58,38 @@ def hash_api_key(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
-    header = connection.headers.get("authorization", "")
+def _bearer_value(header: str) -> str:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthorizedException("missing or malformed bearer credentials")
     return token.strip()
 
 
-class KeyCache:
-    """A short-lived, bounded cache of resolved keys: auth is on every request's path."""
+def _raw_bearer(scope: ASGIScope) -> str:
+    """The bearer token from the raw ASGI headers (the first `Authorization`, as `Headers.get` reads it)."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return _bearer_value(value.decode("latin-1"))
+    raise NotAuthorizedException("missing or malformed bearer credentials")
 
-    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+
+Loader = Callable[[bytes], Awaitable["Principal | None"]]
+
+
+class KeyCache:
+    """A short-lived, bounded cache of resolved keys: auth is on every request's path.
+
+    An entry is served for `ttl` seconds after it was read, never longer, so a revoked key stops
+    working within `ttl`. In the last `refresh_ahead` of that, a hit starts one background re-read,
+    so a key in steady use never misses; and the lookups of one key are single-flight: concurrent
+    requests that miss together wait for one query instead of each sending its own."""
+
+    def __init__(self, ttl: float, max_entries: int = 10_000, refresh_ahead: float | None = None) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
+        self.refresh_ahead = min(1.0, ttl / 5) if refresh_ahead is None else refresh_ahead
         self._items: dict[bytes, tuple[float, Principal | None]] = {}
+        self._pending: dict[bytes, asyncio.Task[Principal | None]] = {}
 
     def get(self, digest: bytes) -> tuple[bool, Principal | None]:
         hit = self._items.get(digest)
@@ -76,44 +97,107 @@ class KeyCache:
             return False, None
         return True, hit[1]
 
-    def put(self, digest: bytes, principal: Principal | None) -> None:
+    def put(self, digest: bytes, principal: Principal | None, read_at: float | None = None) -> None:
         if len(self._items) >= self.max_entries:
             self._items.clear()
-        self._items[digest] = (time.monotonic() + self.ttl, principal)
+        self._items[digest] = ((time.monotonic() if read_at is None else read_at) + self.ttl, principal)
+
+    async def resolve(self, digest: bytes, load: Loader) -> Principal | None:
+        """The principal of a key digest (None: unknown or revoked), from the cache or `load`."""
+        hit = self._items.get(digest)
+        if hit is not None:
+            expires, principal = hit
+            left = expires - time.monotonic()
+            if left >= 0:
+                if left < self.refresh_ahead and digest not in self._pending:
+                    self._load(digest, load)  # in the background; this request is served now
+                return principal
+        pending = self._pending.get(digest)
+        if pending is None:
+            pending = self._load(digest, load)
+        # shield: a caller that goes away (client gone) does not cancel the others' lookup
+        return await asyncio.shield(pending)
+
+    def _load(self, digest: bytes, load: Loader) -> asyncio.Task[Principal | None]:
+        async def read() -> Principal | None:
+            read_at = time.monotonic()  # the entry's age counts from before the query
+            principal = await load(digest)
+            self.put(digest, principal, read_at)
+            return principal
+
+        task = asyncio.ensure_future(read())
+        self._pending[digest] = task
+        task.add_done_callback(lambda done: self._settle(digest, done))
+        return task
+
+    def _settle(self, digest: bytes, task: asyncio.Task[Principal | None]) -> None:
+        if self._pending.get(digest) is task:
+            del self._pending[digest]
+        if not task.cancelled():
+            # Retrieved here, so a failed background refresh (nobody awaits it) does not warn: its entry
+            # stays until it expires, then a request's own lookup raises, and is answered, as before.
+            task.exception()
 
 
 class AuthMiddleware(AbstractAuthenticationMiddleware):
-    """Tenant keys everywhere except routes marked `operator` (operator token) or `public` (none)."""
+    """Tenant keys everywhere except routes marked `operator` (operator token) or `public` (none).
+
+    Plain ASGI on the hot path: the checks of `AbstractAuthenticationMiddleware` (scope type, `public`
+    opt, OPTIONS, the `/docs` prefix) and the token read straight from `scope["headers"]`, with no
+    `ASGIConnection` or `Headers` built per request."""
 
     def __init__(self, app: Any, **kwargs: Any) -> None:
         # The API docs and the contract are public, like the committed openapi/*.json.
         super().__init__(app, exclude_from_auth_key="public", exclude=["^/docs"], **kwargs)
 
+    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
+        if scope["type"] in self.scopes and not self._bypass(scope):
+            principal = await self._authenticate(scope)
+            scope["user"] = principal
+            scope["auth"] = principal
+        await self.app(scope, receive, send)
+
+    def _bypass(self, scope: ASGIScope) -> bool:
+        handler = scope.get("route_handler")
+        if handler is not None and handler.opt.get(self.exclude_opt_key):
+            return True
+        if scope.get("method") in self.exclude_http_methods:
+            return True
+        if self.exclude is None:
+            return False
+        # as Litestar's `should_bypass_for_path_pattern`
+        path = scope["raw_path"].decode() if getattr(handler, "is_mount", False) else scope["path"]
+        return self.exclude.search(path) is not None
+
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
-        settings = connection.app.state.settings
-        if connection.route_handler.opt.get("operator"):
-            expected = settings.operator_token
+        principal = await self._authenticate(connection.scope)
+        return AuthenticationResult(user=principal, auth=principal)
+
+    async def _authenticate(self, scope: ASGIScope) -> Principal:
+        app = scope["app"]
+        if scope["route_handler"].opt.get("operator"):
+            expected = app.state.settings.operator_token
             if not expected:
                 raise NotFoundException("operator endpoints are disabled: OPERATOR_TOKEN is not set")
-            if not hmac.compare_digest(_bearer(connection).encode(), expected.encode()):
+            if not hmac.compare_digest(_raw_bearer(scope).encode(), expected.encode()):
                 raise NotAuthorizedException("operator token required")
-            return AuthenticationResult(user=OPERATOR, auth=OPERATOR)
-        digest = hash_api_key(_bearer(connection))
-        cache: KeyCache = connection.app.state.key_cache  # one per app; the middleware exists per route
-        found, principal = cache.get(digest)
-        if not found:
-            pool: asyncpg.Pool = connection.app.state.pool
-            row = await pool.fetchrow(_FIND_KEY, digest)
-            principal = (
-                None
-                if row is None
-                else Principal(tenant_id=row["tenant_id"], key_id=row["key_id"], scopes=frozenset(row["scopes"]))
-            )
-            cache.put(digest, principal)
+            return OPERATOR
+        digest = hash_api_key(_raw_bearer(scope))
+        state = app.state
+        cache: KeyCache = state.key_cache  # one per app; the middleware exists per route
+        pool: asyncpg.Pool = state.pool
+
+        async def load(key: bytes) -> Principal | None:
+            row = await pool.fetchrow(_FIND_KEY, key)
+            if row is None:
+                return None
+            return Principal(tenant_id=row["tenant_id"], key_id=row["key_id"], scopes=frozenset(row["scopes"]))
+
+        principal = await cache.resolve(digest, load)
         if principal is None:
             raise NotAuthorizedException("unknown or revoked API key")
         structlog.contextvars.bind_contextvars(tenant_id=principal.tenant_id)
-        return AuthenticationResult(user=principal, auth=principal)
+        return principal
 
 
 def requires_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
