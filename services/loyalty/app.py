@@ -20,6 +20,7 @@ from services.loyalty.orders.jobs import RELEASE_PENDING_POINTS
 from services.loyalty.plans.controllers import PlanController, SubscriptionController
 from services.loyalty.plans.jobs import EXPIRE_PLANS
 from services.loyalty.program.controllers import ProgramController
+from services.loyalty.reports import POINTS_LIABILITY
 from services.loyalty.rewards.controllers import RedemptionController, RewardController
 from services.loyalty.tasks.controllers import TaskController
 from services.loyalty.tiers.controllers import TierController, TierHistoryController
@@ -54,6 +55,7 @@ def create_app(settings: Settings) -> Litestar:
             TierHistoryController,
         ],
         verify_checks=[*LOT_CHECKS, *HOLD_CHECKS],
+        liability=POINTS_LIABILITY,
         jobs=[RELEASE_PENDING_POINTS, EXPIRE_POINTS, SEND_EXPIRY_REMINDERS, EXPIRE_HOLDS, EXPIRE_PLANS, EVALUATE_TIERS],
     )
 

@@ -27,16 +27,23 @@ __all__ = [
     "available_points",
     "credit_available",
     "earn_pending",
-    "open_debt",
     "reverse_points",
 ]
 
 _log = structlog.get_logger("loyalty.points")
 
-# What the member owes (debit side of a debit-normal account), read under the row's lock so a
-# concurrent repayment waits; the ledger still refuses over-repayment (no overdraft on the normal side).
-_DEBT = """
-SELECT debits_posted - credits_posted FROM accounts WHERE tenant_id = $1 AND code = $2 FOR UPDATE
+# The tracked accounts among $2 locked in account-id order (the order the posting trigger locks them
+# in, FOR NO KEY UPDATE like it), and the debt ($3) read under its lock, so a concurrent repayment
+# waits; the ledger still refuses over-repayment (no overdraft on the debt's normal side). Locking the debt row first
+# and the others later in the posting would deadlock with a flow posting to both in id order (a
+# refund reversing to debt while the release repays it).
+_LOCK_WITH_DEBT = """
+SELECT coalesce(sum(debits_posted - credits_posted) FILTER (WHERE code = $3), 0)::bigint FROM (
+    SELECT code, debits_posted, credits_posted FROM accounts
+     WHERE tenant_id = $1 AND code = ANY($2::text[]) AND track_balance
+     ORDER BY tenant_id, account_id
+       FOR NO KEY UPDATE
+) locked
 """
 
 # Locks the member's live lots (FEFO order, like allocate_fefo) and sums them.
@@ -69,12 +76,6 @@ class Reversed(msgspec.Struct, frozen=True, kw_only=True):
     def reversed(self) -> int:
         """Points the reversal took back (debt included; written-off points are not)."""
         return self.from_pending + self.from_available + self.to_debt
-
-
-async def open_debt(conn: asyncpg.Connection, tenant_id: str, member_id: str) -> int:
-    """The member's open point debt, with its account row locked until the transaction ends."""
-    value = await conn.fetchval(_DEBT, tenant_id, accounts.debt(member_id))
-    return int(value or 0)
 
 
 async def available_points(conn: asyncpg.Connection, tenant_id: str, member_id: str) -> int:
@@ -127,15 +128,17 @@ async def credit_available(
     no pending days) or from the member's pending account (release). Open debt is repaid first (§4.2);
     the rest becomes one lot expiring at `expires` (computed by the caller from the earning time).
     A replayed key posts nothing and creates no lot."""
-    debt = await open_debt(conn, tenant_id, member_id)
+    origin = accounts.ISSUED if source == "issued" else accounts.pending(member_id)
+    debt_code, points_code = accounts.debt(member_id), accounts.points(member_id)
+    # Every account the entry may touch, locked in id order before the debt is read (see _LOCK_WITH_DEBT).
+    debt = int(await conn.fetchval(_LOCK_WITH_DEBT, tenant_id, [origin, debt_code, points_code], debt_code))
     repaid = min(debt, points)
     rest = points - repaid
-    origin = accounts.ISSUED if source == "issued" else accounts.pending(member_id)
     legs = [Leg(origin, points)]
     if repaid:
-        legs.append(Leg(accounts.debt(member_id), -repaid))
+        legs.append(Leg(debt_code, -repaid))
     if rest:
-        legs.append(Leg(accounts.points(member_id), -rest))
+        legs.append(Leg(points_code, -rest))
     posted = await post_entry(
         conn,
         tenant_id,

@@ -67,9 +67,10 @@ class MemberController(Controller):
         responses=problem_responses(401, 404),
     )
     async def read(
-        self, request: Request[Principal, Any, Any], member_id: MemberId, db: NamedDependency[asyncpg.Connection]
+        self, request: Request[Principal, Any, Any], member_id: MemberId, conn: NamedDependency[asyncpg.Connection]
     ) -> Response[Member]:
-        member = await service.get_member(db, request.user.tenant_id, member_id)
+        # No transaction: two reads (see get_member), as in READ COMMITTED inside one.
+        member = await service.get_member(conn, request.user.tenant_id, member_id)
         return Response(member, headers={"ETag": _etag(member)})
 
     @get(

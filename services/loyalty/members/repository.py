@@ -9,6 +9,7 @@ import asyncpg
 
 __all__ = [
     "active_plan_tier",
+    "member_view",
     "expiring_points",
     "fetch_member",
     "qualifying_points",
@@ -54,6 +55,42 @@ SELECT l.expires_at, ((l.expires_at - interval '1 microsecond') AT TIME ZONE $4)
  ORDER BY l.expires_at
 """
 
+# The member view's rows in one statement (one snapshot): the member, the tenant's zone, the programme
+# config, the tiers by rank, the plan tier running at $3, the balances of the four accounts $4 (member
+# accounts are tracked: their counters are the balance, on the normal side) and the live lots expiring
+# before $5 by expiry time (as arrays: timestamps keep asyncpg's UTC datetimes).
+_VIEW = f"""
+SELECT m.member_id, m.attributes, m.joined_at, m.earned_tier, m.tier_since, m.version, m.created_at,
+       m.updated_at, t.timezone, p.config,
+       (SELECT json_agg(json_build_object(
+                   'code', x.code, 'name', x.name, 'rank', x.rank, 'threshold', x.threshold,
+                   'multiplier_bps', x.multiplier_bps, 'benefits', x.benefits, 'version', x.version,
+                   'updated_at', x.updated_at) ORDER BY x.rank)
+          FROM tiers x WHERE x.tenant_id = $1) AS tiers,
+       plan.subscription_id AS plan_subscription_id, plan.plan_code, plan.tier_code AS plan_tier_code,
+       plan.ends_at AS plan_ends_at,
+       (SELECT array_agg(CASE WHEN a.normal_side = 'credit' THEN a.credits_posted - a.debits_posted
+                              ELSE a.debits_posted - a.credits_posted END ORDER BY k.n)
+          FROM unnest($4::text[]) WITH ORDINALITY AS k(code, n)
+          LEFT JOIN accounts a ON a.tenant_id = $1 AND a.code = k.code) AS balances,
+       e.expires_at AS expiring_at, e.last_day AS expiring_last_day, e.points AS expiring_points
+  FROM members m
+  JOIN tenants t ON t.tenant_id = m.tenant_id
+  LEFT JOIN programs p ON p.tenant_id = m.tenant_id
+  LEFT JOIN LATERAL ({_PLAN_TIER}) plan ON true
+  LEFT JOIN LATERAL (
+      SELECT array_agg(g.expires_at ORDER BY g.expires_at) AS expires_at,
+             array_agg(g.last_day ORDER BY g.expires_at) AS last_day,
+             array_agg(g.points ORDER BY g.expires_at) AS points
+        FROM (SELECT l.expires_at, ((l.expires_at - interval '1 microsecond') AT TIME ZONE t.timezone)::date AS last_day,
+                     sum(l.remaining)::bigint AS points
+                FROM lots l
+               WHERE l.tenant_id = $1 AND l.member_id = $2 AND l.remaining > 0 AND l.expires_at <= $5
+               GROUP BY l.expires_at) g
+  ) e ON true
+ WHERE m.tenant_id = $1 AND m.member_id = $2
+"""
+
 _QUALIFYING = """
 SELECT coalesce(sum(points), 0)::bigint FROM qualifying_points
  WHERE tenant_id = $1 AND member_id = $2 AND ($3::timestamptz IS NULL OR occurred_at >= $3) AND occurred_at <= $4
@@ -79,6 +116,12 @@ async def active_plan_tier(
     conn: asyncpg.Connection, tenant_id: str, member_id: str, as_of: datetime
 ) -> asyncpg.Record | None:
     return await conn.fetchrow(_PLAN_TIER, tenant_id, member_id, as_of)
+
+
+async def member_view(
+    conn: asyncpg.Connection, tenant_id: str, member_id: str, as_of: datetime, codes: list[str], until: datetime
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(_VIEW, tenant_id, member_id, as_of, codes, until)
 
 
 async def expiring_points(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import msgspec
 
 from services.loyalty import accounts
 from services.loyalty.members import repository
@@ -23,11 +24,12 @@ from services.loyalty.members.schemas import (
     Transaction,
 )
 from services.loyalty.periods import window_start
-from services.loyalty.program.service import load_program
+from services.loyalty.program.schemas import ProgramConfig
+from services.loyalty.tiers.schemas import Tier
 from services.loyalty.tiers.service import check_json, ensure_tiers, load_tiers
 from shared.errors import DomainError
 from shared.events.outbox import emit
-from shared.ledger import balances, history
+from shared.ledger import history
 from shared.pagination import Page, decode_cursor, encode_cursor
 from shared.timestamps import checked_time
 
@@ -65,26 +67,28 @@ async def put_member(conn: asyncpg.Connection, tenant_id: str, member_id: str, d
 
 
 async def get_member(conn: asyncpg.Connection, tenant_id: str, member_id: str, as_of: datetime | None = None) -> Member:
-    row = await repository.fetch_member(conn, tenant_id, member_id)
+    """The member view in two statements (the view's rows, then the qualifying points, whose window
+    depends on the programme read by the first); no transaction needed."""
+    now = as_of or datetime.now(UTC)
+    codes = [code(member_id) for code in _ACCOUNTS.values()]
+    row = await repository.member_view(conn, tenant_id, member_id, now, codes, now + EXPIRING_WINDOW)
     if row is None:
         raise member_not_found(member_id)
-    now = as_of or datetime.now(UTC)
-    timezone = await repository.tenant_timezone(conn, tenant_id)
-    config = (await load_program(conn, tenant_id)).config
-    tiers = await load_tiers(conn, tenant_id)
+    timezone = row["timezone"]
+    config = ProgramConfig() if row["config"] is None else msgspec.convert(row["config"], ProgramConfig)
+    tiers = msgspec.convert(row["tiers"], list[Tier]) if row["tiers"] else await load_tiers(conn, tenant_id)
     by_code = {tier.code: tier for tier in tiers}
 
     earned = by_code.get(row["earned_tier"]) if row["earned_tier"] else tiers[0]
     earned = earned or tiers[0]
-    plan_row = await repository.active_plan_tier(conn, tenant_id, member_id, now)
     plan = (
         PlanTier(
-            code=plan_row["tier_code"],
-            plan_code=plan_row["plan_code"],
-            subscription_id=plan_row["subscription_id"],
-            until=plan_row["ends_at"],
+            code=row["plan_tier_code"],
+            plan_code=row["plan_code"],
+            subscription_id=row["plan_subscription_id"],
+            until=row["plan_ends_at"],
         )
-        if plan_row is not None
+        if row["plan_tier_code"] is not None
         else None
     )
     plan_wins = plan is not None and by_code[plan.code].rank > earned.rank
@@ -100,13 +104,12 @@ async def get_member(conn: asyncpg.Connection, tenant_id: str, member_id: str, a
         plan=plan,
     )
 
-    codes = {name: code(member_id) for name, code in _ACCOUNTS.items()}
-    found = await balances(conn, tenant_id, list(codes.values()))
-    amounts = {name: found[code].balance if code in found else 0 for name, code in codes.items()}
-
+    amounts = dict(zip(_ACCOUNTS, [b or 0 for b in row["balances"]], strict=True))
     expiring = [
-        ExpiringPoints(expires_at=r["expires_at"], last_day=r["last_day"], points=r["points"])
-        for r in await repository.expiring_points(conn, tenant_id, member_id, now + EXPIRING_WINDOW, timezone)
+        ExpiringPoints(expires_at=at, last_day=day, points=points)
+        for at, day, points in zip(
+            row["expiring_at"] or [], row["expiring_last_day"] or [], row["expiring_points"] or [], strict=True
+        )
     ]
 
     since = window_start(config.tier_window, now, timezone)

@@ -16,7 +16,7 @@ from services.loyalty.orders import service
 from services.loyalty.orders.schemas import ID_PATTERN, OrderIn, OrderView, RefundIn, RefundResult
 from shared.auth import Principal
 from shared.http import outcome_response, problem_responses
-from shared.idempotency import run_idempotent
+from shared.idempotency import run_idempotent, run_idempotent_decided
 
 __all__ = ["OrderController"]
 
@@ -55,14 +55,28 @@ class OrderController(Controller):
         self, request: Request[Principal, Any, Any], data: JSONBody[OrderIn], db: NamedDependency[asyncpg.Connection]
     ) -> Response[bytes]:
         tenant_id = request.user.tenant_id
-        # Before the claim: an unregistered member is not a pinned refusal (see the description).
-        await service.check_member(db, tenant_id, data.member_id)
+        # Before the claim: an unregistered member is not a pinned refusal (see the description). The
+        # same statement reads everything the order is decided from.
+        context = await service.order_context(db, tenant_id, data)
+        prepared: list[service.PreparedOrder] = []
 
-        async def run() -> tuple[int, OrderView]:
-            return 201, await service.place_order(db, tenant_id, data)
+        async def decide() -> tuple[int, OrderView]:
+            prepared.append(await service.prepare_order(db, tenant_id, data, context))
+            return 201, prepared[0].view
 
-        outcome = await run_idempotent(
-            db, tenant_id=tenant_id, scope="orders", key=data.order_id, body=data, run=run, instance=request.url.path
+        async def apply() -> None:
+            await service.apply_order(db, tenant_id, prepared[0])
+
+        # The response is known before anything is written, so the claim stores it at once (no savepoint).
+        outcome = await run_idempotent_decided(
+            db,
+            tenant_id=tenant_id,
+            scope="orders",
+            key=data.order_id,
+            body=data,
+            decide=decide,
+            apply=apply,
+            instance=request.url.path,
         )
         return outcome_response(outcome)
 

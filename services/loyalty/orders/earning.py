@@ -1,4 +1,5 @@
-"""The points of an order (§5.4), as pure arithmetic on exact fractions (no floats, no I/O).
+"""The points of an order (§5.4), as pure arithmetic on exact fractions (no floats, no I/O); an order
+with no rule in force, the common case, in integers over one common denominator (the same results).
 
 - Base: floor(Σ paid amount × earn_points / earn_per_amount × tier multiplier / 10000) over the order.
 - A `multiplier` rule adds, on its matching items, base × (multiplier_bps − 10000) / 10000 (below 1×
@@ -73,6 +74,25 @@ def _cap(rule: EarningRule, day_left: int | None) -> int | None:
     return min(caps) if caps else None
 
 
+def _base_only(lines: list[Line], per: int, denominator: int) -> Earning:
+    """`compute_points` without rules, in integers: every share is numerator / `denominator` (one common
+    denominator), so the floors, the total and the largest remainders are those of the fractions."""
+    numerators = [line.amount * per for line in lines]
+    total = sum(numerators) // denominator
+    points = [n // denominator for n in numerators]
+    left = total - sum(points)
+    order = sorted(range(len(lines)), key=lambda i: (-(numerators[i] % denominator), i))
+    for i in order[:left]:
+        points[i] += 1
+    return Earning(
+        total=total,
+        base=total,
+        item_points={line.item_id: p for line, p in zip(lines, points, strict=True)},
+        item_rules={line.item_id: [] for line in lines},
+        rule_points={},
+    )
+
+
 def compute_points(
     lines: list[Line],
     *,
@@ -83,6 +103,8 @@ def compute_points(
     day_left: dict[str, int],
 ) -> Earning:
     """The order's points. `day_left[code]`: what a rule with `cap_per_member_day` may still add today."""
+    if not rules:
+        return _base_only(lines, earn_points * tier_bps, earn_per_amount * FULL_BPS)
     base = [Fraction(line.amount * earn_points * tier_bps, earn_per_amount * FULL_BPS) for line in lines]
     shares = list(base)
     item_rules: dict[str, list[str]] = {line.item_id: [] for line in lines}

@@ -10,31 +10,64 @@ import asyncpg
 
 __all__ = [
     "apply_refund",
+    "order_context",
+    "place",
     "due_orders",
     "fetch_order_view",
-    "insert_order",
     "lock_member_day",
     "lock_order",
     "mark_released",
     "order_items",
-    "tenant_settings",
 ]
 
-_TENANT = "SELECT currency, timezone FROM tenants WHERE tenant_id = $1"
+# Everything an order is decided from, in one statement: the tenant's currency and zone, the
+# transaction's time (`now()`, the orders' `created_at`), the member (NULL earned_tier and no
+# `member_id` when unknown), the programme, the tiers by rank, the tier of a plan running at the
+# payment time $3 (the highest rank) and the earning rules in force at $3 (by code).
+_CONTEXT = """
+SELECT t.currency, t.timezone, now() AS now, m.member_id, m.earned_tier,
+       p.config, p.version AS program_version, p.updated_at AS program_updated_at,
+       (SELECT json_agg(json_build_object(
+                   'code', x.code, 'name', x.name, 'rank', x.rank, 'threshold', x.threshold,
+                   'multiplier_bps', x.multiplier_bps, 'benefits', x.benefits, 'version', x.version,
+                   'updated_at', x.updated_at) ORDER BY x.rank)
+          FROM tiers x WHERE x.tenant_id = $1) AS tiers,
+       (SELECT s.tier_code
+          FROM subscriptions s
+          JOIN tiers st ON st.tenant_id = s.tenant_id AND st.code = s.tier_code
+         WHERE s.tenant_id = $1 AND s.member_id = $2 AND s.status = 'active' AND s.tier_code IS NOT NULL
+           AND s.starts_at <= $3 AND (s.ends_at IS NULL OR s.ends_at > $3)
+         ORDER BY st.rank DESC, s.ends_at DESC NULLS FIRST
+         LIMIT 1) AS plan_tier,
+       (SELECT json_agg(json_build_object(
+                   'code', r.code, 'name', r.name, 'kind', r.kind, 'condition', r.condition,
+                   'multiplier_bps', r.multiplier_bps, 'points_per_unit', r.points_per_unit,
+                   'cap_per_order', r.cap_per_order, 'cap_per_member_day', r.cap_per_member_day,
+                   'valid_from', r.valid_from, 'valid_until', r.valid_until, 'active', r.active,
+                   'version', r.version, 'updated_at', r.updated_at) ORDER BY r.code COLLATE "C")
+          FROM earning_rules r
+         WHERE r.tenant_id = $1 AND r.active
+           AND (r.valid_from IS NULL OR r.valid_from <= $3) AND (r.valid_until IS NULL OR $3 < r.valid_until))
+       AS rules
+  FROM tenants t
+  LEFT JOIN members m ON m.tenant_id = t.tenant_id AND m.member_id = $2
+  LEFT JOIN programs p ON p.tenant_id = t.tenant_id
+ WHERE t.tenant_id = $1
+"""
 
-# Orders of one member that may hit a per-day cap serialise here (a transaction-scoped advisory lock,
-# which no row lock can deadlock with).
-_LOCK_MEMBER_DAY = "SELECT pg_advisory_xact_lock(hashtextextended('loyalty:earn-day:' || $1 || ':' || $2, 0))"
-
-# The order, its lines and what each rule added, in one statement. A line's rule codes come joined by
-# ',' (codes are plain identifiers), since unnest cannot carry ragged arrays.
-_INSERT_ORDER = """
+# The order after its ledger entry, in one statement: the order, its lines, what each rule added,
+# the qualifying row and the `points.earned` event with its webhook deliveries (as
+# `shared.events.outbox.emit` writes them), all skipped but the order and lines for 0 points ($7).
+# Then the member's standing for the immediate upgrade, read in the statement's snapshot (which does
+# not see the qualifying row it inserts: the caller adds it): the earned tier, and the qualifying
+# points in the window [$27, $28] ($27 NULL = no lower bound) unless the earned tier is already the
+# top tier $29 (nothing to upgrade to: the sum is not read) or the order earns nothing.
+_PLACE = """
 WITH o AS (
     INSERT INTO orders (tenant_id, order_id, member_id, currency, paid_at, total_amount, points, rule_version,
                         tier_code, multiplier_bps, pending_until, earn_entry_id, released_at, release_entry_id,
                         lot_expires_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-    RETURNING created_at
 ), i AS (
     INSERT INTO order_items (tenant_id, order_id, item_id, sku, category, amount, quantity, points, rule_codes)
     SELECT $1, $2, u.item_id, u.sku, u.category, u.amount, u.quantity, u.points,
@@ -44,9 +77,33 @@ WITH o AS (
 ), r AS (
     INSERT INTO order_rule_points (tenant_id, order_id, rule_code, member_id, local_day, points)
     SELECT $1, $2, u.code, $3, $23, u.points FROM unnest($24::text[], $25::bigint[]) AS u(code, points)
+), q AS (
+    INSERT INTO qualifying_points (tenant_id, member_id, points, occurred_at, source, source_ref, entry_id)
+    SELECT $1, $3, $7, $5, 'purchase', 'order:' || $2, $12 WHERE $7 <> 0
+), ev AS (
+    INSERT INTO events (tenant_id, type, occurred_at, data)
+    SELECT $1, 'points.earned', $5, $26 WHERE $7 <> 0
+    RETURNING event_id, created_at
+), fan_out AS (
+    INSERT INTO webhook_deliveries (tenant_id, webhook_id, event_id, next_attempt_at)
+    SELECT $1, w.webhook_id, ev.event_id, ev.created_at
+      FROM webhooks w, ev
+     WHERE w.tenant_id = $1 AND w.active
+       AND (cardinality(w.event_types) = 0 OR 'points.earned' = ANY (w.event_types))
 )
-SELECT created_at FROM o
+SELECT m.earned_tier,
+       CASE WHEN $7 <> 0 AND m.earned_tier IS DISTINCT FROM $29 THEN
+           (SELECT coalesce(sum(qp.points), 0)::bigint FROM qualifying_points qp
+             WHERE qp.tenant_id = $1 AND qp.member_id = $3
+               AND ($27::timestamptz IS NULL OR qp.occurred_at >= $27) AND qp.occurred_at <= $28)
+       END AS qualifying
+  FROM members m
+ WHERE m.tenant_id = $1 AND m.member_id = $3
 """
+
+# Orders of one member that may hit a per-day cap serialise here (a transaction-scoped advisory lock,
+# which no row lock can deadlock with).
+_LOCK_MEMBER_DAY = "SELECT pg_advisory_xact_lock(hashtextextended('loyalty:earn-day:' || $1 || ':' || $2, 0))"
 
 _LOCK_ORDER = """
 SELECT order_id, member_id, currency, paid_at, total_amount, refunded_amount, points, reversed_points,
@@ -119,24 +176,26 @@ SELECT o.order_id, o.member_id, o.currency, o.paid_at, o.total_amount, o.refunde
 """
 
 
-async def tenant_settings(conn: asyncpg.Connection, tenant_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(_TENANT, tenant_id)
+async def order_context(
+    conn: asyncpg.Connection, tenant_id: str, member_id: str, paid_at: datetime | None
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(_CONTEXT, tenant_id, member_id, paid_at)
 
 
-async def lock_member_day(conn: asyncpg.Connection, tenant_id: str, member_id: str) -> None:
-    await conn.execute(_LOCK_MEMBER_DAY, tenant_id, member_id)
-
-
-async def insert_order(
+async def place(
     conn: asyncpg.Connection,
     tenant_id: str,
     order: dict[str, Any],
     items: tuple[list[Any], ...],
     local_day: date,
     rule_points: tuple[list[str], list[int]],
-) -> datetime:
-    created_at: datetime = await conn.fetchval(
-        _INSERT_ORDER,
+    event: dict[str, Any],
+    window: tuple[datetime | None, datetime],
+    top_tier: str,
+) -> asyncpg.Record:
+    """Insert the order (see `_PLACE`); the member's (earned_tier, qualifying or NULL)."""
+    row: asyncpg.Record = await conn.fetchrow(
+        _PLACE,
         tenant_id,
         order["order_id"],
         order["member_id"],
@@ -155,8 +214,15 @@ async def insert_order(
         *items,
         local_day,
         *rule_points,
+        event,
+        *window,
+        top_tier,
     )
-    return created_at
+    return row
+
+
+async def lock_member_day(conn: asyncpg.Connection, tenant_id: str, member_id: str) -> None:
+    await conn.execute(_LOCK_MEMBER_DAY, tenant_id, member_id)
 
 
 async def lock_order(conn: asyncpg.Connection, tenant_id: str, order_id: str) -> asyncpg.Record | None:

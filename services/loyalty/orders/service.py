@@ -16,14 +16,23 @@ import msgspec
 
 from services.loyalty import periods, points
 from services.loyalty.earning_rules import repository as rules_repository
-from services.loyalty.earning_rules.service import rule_of
+from services.loyalty.earning_rules.schemas import EarningRule
 from services.loyalty.members import repository as members_repository
 from services.loyalty.members.service import member_not_found
 from services.loyalty.orders import repository
 from services.loyalty.orders.earning import Earning, Line, compute_points
-from services.loyalty.orders.schemas import OrderIn, OrderView, Refund, RefundIn, RefundItem, RefundResult
+from services.loyalty.orders.schemas import (
+    OrderIn,
+    OrderItem,
+    OrderView,
+    Refund,
+    RefundIn,
+    RefundItem,
+    RefundResult,
+)
+from services.loyalty.periods import window_start
 from services.loyalty.program.schemas import ProgramConfig
-from services.loyalty.program.service import load_program
+from services.loyalty.program.service import ActiveProgram, load_program
 from services.loyalty.tiers import standing
 from services.loyalty.tiers.schemas import Tier
 from services.loyalty.tiers.service import load_tiers
@@ -34,11 +43,16 @@ from shared.timestamps import checked_time
 
 __all__ = [
     "MAX_CLOCK_SKEW",
+    "OrderContext",
+    "PreparedOrder",
+    "apply_order",
     "check_member",
     "get_order",
     "lock_order",
+    "order_context",
     "pending_until",
     "place_order",
+    "prepare_order",
     "refund_order",
     "reversal_due",
 ]
@@ -89,14 +103,69 @@ def _check_order(data: OrderIn, currency: str, now: datetime) -> datetime:
     return paid_at
 
 
-async def _effective_tier(
-    conn: asyncpg.Connection, tenant_id: str, member: asyncpg.Record, tiers: list[Tier], paid_at: datetime
-) -> Tier:
-    """The higher of the member's earned tier and the tier of a plan running at `paid_at`."""
+class OrderContext(msgspec.Struct, frozen=True, kw_only=True):
+    """What an order is decided from, read in one statement (`repository.order_context`)."""
+
+    currency: str
+    timezone: str
+    now: datetime  # the transaction's time: the order's created_at
+    earned_tier: str | None
+    program: ActiveProgram
+    tiers: list[Tier]
+    plan_tier: str | None  # the highest tier of a plan running at paid_at
+    rules: list[EarningRule]  # in force at paid_at, by code
+
+
+class PreparedOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """An order decided (its response included) and not yet written."""
+
+    view: OrderView
+    earning: Earning
+    tier: Tier
+    config: ProgramConfig
+    context: OrderContext
+
+
+def _paid_at_or_none(data: OrderIn) -> datetime | None:
+    try:
+        return checked_time(data.paid_at, "paid_at")
+    except DomainError:
+        return None  # refused by _check_order, after the member check
+
+
+async def order_context(conn: asyncpg.Connection, tenant_id: str, data: OrderIn) -> OrderContext:
+    """Tenant, member (404 `member-not-found`), programme, tiers, plan tier and rules in one statement."""
+    row = await repository.order_context(conn, tenant_id, data.member_id, _paid_at_or_none(data))
+    assert row is not None  # the key's tenant exists
+    if row["member_id"] is None:
+        raise member_not_found(data.member_id)
+    if row["config"] is None:
+        program = ActiveProgram(config=ProgramConfig(), version=0, updated_at=None)
+    else:
+        program = ActiveProgram(
+            config=msgspec.convert(row["config"], ProgramConfig),
+            version=row["program_version"],
+            updated_at=row["program_updated_at"],
+        )
+    tiers = msgspec.convert(row["tiers"], list[Tier]) if row["tiers"] else await load_tiers(conn, tenant_id)
+    return OrderContext(
+        currency=row["currency"],
+        timezone=row["timezone"],
+        now=row["now"],
+        earned_tier=row["earned_tier"],
+        program=program,
+        tiers=tiers,
+        plan_tier=row["plan_tier"],
+        rules=msgspec.convert(row["rules"], list[EarningRule]) if row["rules"] else [],
+    )
+
+
+def _effective_tier(context: OrderContext) -> Tier:
+    """The higher of the member's earned tier and the tier of a plan running at the payment time."""
+    tiers = context.tiers
     by_code = {tier.code: tier for tier in tiers}
-    earned = by_code.get(member["earned_tier"] or "", tiers[0])
-    plan = await members_repository.active_plan_tier(conn, tenant_id, member["member_id"], paid_at)
-    granted = by_code.get(plan["tier_code"]) if plan is not None else None
+    earned = by_code.get(context.earned_tier or "", tiers[0])
+    granted = by_code.get(context.plan_tier) if context.plan_tier is not None else None
     return granted if granted is not None and granted.rank > earned.rank else earned
 
 
@@ -108,8 +177,8 @@ async def _earning(
     tier: Tier,
     paid_at: datetime,
     timezone: str,
+    rules: list[EarningRule],
 ) -> Earning:
-    rules = [rule_of(row) for row in await rules_repository.applicable_rules(conn, tenant_id, paid_at)]
     daily = [rule for rule in rules if rule.cap_per_member_day is not None]
     day_left: dict[str, int] = {}
     if daily:
@@ -138,36 +207,79 @@ async def _earning(
     return earning
 
 
-async def place_order(conn: asyncpg.Connection, tenant_id: str, data: OrderIn) -> OrderView:
-    """Record a paid order and issue its points: pending until `paid_at` + pending days, or available at
-    once (a lot, debt repaid first) when the programme has no pending days."""
-    tenant = await repository.tenant_settings(conn, tenant_id)
-    assert tenant is not None  # the key's tenant exists
-    paid_at = _check_order(data, tenant["currency"], datetime.now(UTC))
-    member = await check_member(conn, tenant_id, data.member_id)
-    timezone = tenant["timezone"]
-    program = await load_program(conn, tenant_id)
-    config = program.config
-    tiers = await load_tiers(conn, tenant_id)
-    tier = await _effective_tier(conn, tenant_id, member, tiers, paid_at)
-    earning = await _earning(conn, tenant_id, data, config, tier, paid_at, timezone)
-
-    total = earning.total
-    due = pending_until(paid_at, config.pending_days, timezone)
-    lot_expires_at = periods.expires_at(config.expiry, paid_at, timezone)
+async def prepare_order(
+    conn: asyncpg.Connection, tenant_id: str, data: OrderIn, context: OrderContext
+) -> PreparedOrder:
+    """Decide the order (422 refusals) and its response, writing nothing (a daily cap's advisory lock
+    aside): the response is what `get_order` would read back once `apply_order` has written it."""
+    paid_at = _check_order(data, context.currency, datetime.now(UTC))
+    timezone = context.timezone
+    config = context.program.config
+    tier = _effective_tier(context)
+    earning = await _earning(conn, tenant_id, data, config, tier, paid_at, timezone, context.rules)
     immediate = config.pending_days == 0
-    key, source_ref = f"earn:{data.order_id}", f"order:{data.order_id}"
+    view = OrderView(
+        order_id=data.order_id,
+        member_id=data.member_id,
+        currency=data.currency,
+        paid_at=paid_at,
+        total_amount=sum(i.amount for i in data.items),
+        refunded_amount=0,
+        points=earning.total,
+        reversed_points=0,
+        state="released" if immediate else "pending",
+        pending_until=pending_until(paid_at, config.pending_days, timezone),
+        # No pending days: the earning entry is the release.
+        released_at=paid_at if immediate else None,
+        lot_expires_at=periods.expires_at(config.expiry, paid_at, timezone),
+        rule_version=context.program.version,
+        tier_code=tier.code,
+        multiplier_bps=tier.multiplier_bps,
+        items=[
+            OrderItem(
+                item_id=i.item_id,
+                sku=i.sku,
+                category=i.category,
+                amount=i.amount,
+                quantity=i.quantity,
+                points=earning.item_points[i.item_id],
+                refunded_amount=0,
+                reversed_points=0,
+                rule_codes=list(earning.item_rules[i.item_id]),
+            )
+            for i in sorted(data.items, key=lambda i: i.item_id)
+        ],
+        refunds=[],
+        created_at=context.now,
+    )
+    return PreparedOrder(view=view, earning=earning, tier=tier, config=config, context=context)
+
+
+async def apply_order(conn: asyncpg.Connection, tenant_id: str, prepared: PreparedOrder) -> None:
+    """Write a prepared order: its points (pending until `paid_at` + pending days, or available at once,
+    debt repaid first, when the programme has no pending days), the order, its qualifying points and
+    event, and the immediate upgrade."""
+    view, earning, tier, config, context = (
+        prepared.view,
+        prepared.earning,
+        prepared.tier,
+        prepared.config,
+        prepared.context,
+    )
+    total, paid_at, timezone = earning.total, view.paid_at, context.timezone
+    immediate = config.pending_days == 0
+    key, source_ref = f"earn:{view.order_id}", f"order:{view.order_id}"
     entry_id: int | None = None
     debt_repaid = 0
     if total and immediate:
         credited = await points.credit_available(
             conn,
             tenant_id,
-            data.member_id,
+            view.member_id,
             total,
             source="issued",
             earned_at=paid_at,
-            expires=lot_expires_at,
+            expires=view.lot_expires_at,
             key=key,
             kind="points.earn",
             reason="purchase",
@@ -178,7 +290,7 @@ async def place_order(conn: asyncpg.Connection, tenant_id: str, data: OrderIn) -
         entry_id = await points.earn_pending(
             conn,
             tenant_id,
-            data.member_id,
+            view.member_id,
             total,
             key=key,
             kind="points.earn",
@@ -186,26 +298,42 @@ async def place_order(conn: asyncpg.Connection, tenant_id: str, data: OrderIn) -
             reason="purchase",
             source_ref=source_ref,
         )
-    items = sorted(data.items, key=lambda i: i.item_id)
-    await repository.insert_order(
+    event = {
+        "member_id": view.member_id,
+        "order_id": view.order_id,
+        "points": total,
+        "state": view.state,
+        "pending_until": view.pending_until,
+        "debt_repaid": debt_repaid,
+        "lot_expires_at": view.lot_expires_at,
+        "tier_code": tier.code,
+        "multiplier_bps": tier.multiplier_bps,
+        "rule_version": view.rule_version,
+        "rules": earning.rule_points,
+    }
+    # The immediate upgrade's window ends at the later of now and the earning's time.
+    as_of = max(datetime.now(UTC), paid_at)
+    since = window_start(config.tier_window, as_of, timezone)
+    tiers = context.tiers
+    items = view.items
+    standing_row = await repository.place(
         conn,
         tenant_id,
         {
-            "order_id": data.order_id,
-            "member_id": data.member_id,
-            "currency": data.currency,
+            "order_id": view.order_id,
+            "member_id": view.member_id,
+            "currency": view.currency,
             "paid_at": paid_at,
-            "total_amount": sum(i.amount for i in items),
+            "total_amount": view.total_amount,
             "points": total,
-            "rule_version": program.version,
+            "rule_version": view.rule_version,
             "tier_code": tier.code,
             "multiplier_bps": tier.multiplier_bps,
-            "pending_until": due,
+            "pending_until": view.pending_until,
             "earn_entry_id": entry_id,
-            # No pending days: the earning entry is the release (nothing to release for 0 points).
-            "released_at": paid_at if immediate else None,
+            "released_at": view.released_at,
             "release_entry_id": entry_id if immediate else None,
-            "lot_expires_at": lot_expires_at,
+            "lot_expires_at": view.lot_expires_at,
         },
         (
             [i.item_id for i in items],
@@ -213,35 +341,34 @@ async def place_order(conn: asyncpg.Connection, tenant_id: str, data: OrderIn) -
             [i.category for i in items],
             [i.amount for i in items],
             [i.quantity for i in items],
-            [earning.item_points[i.item_id] for i in items],
-            [",".join(earning.item_rules[i.item_id]) for i in items],
+            [i.points for i in items],
+            [",".join(i.rule_codes) for i in items],
         ),
         paid_at.astimezone(ZoneInfo(timezone)).date(),
         (list(earning.rule_points), list(earning.rule_points.values())),
+        msgspec.to_builtins(event),
+        (since, as_of),
+        tiers[-1].code,
     )
-    await standing.add_qualifying(conn, tenant_id, data.member_id, total, paid_at, "purchase", source_ref, entry_id)
-    if total:
-        await emit(
-            conn,
-            tenant_id,
-            "points.earned",
-            {
-                "member_id": data.member_id,
-                "order_id": data.order_id,
-                "points": total,
-                "state": "released" if immediate else "pending",
-                "pending_until": due,
-                "debt_repaid": debt_repaid,
-                "lot_expires_at": lot_expires_at,
-                "tier_code": tier.code,
-                "multiplier_bps": tier.multiplier_bps,
-                "rule_version": program.version,
-                "rules": earning.rule_points,
-            },
-            occurred_at=paid_at,
-        )
-        await standing.upgrade_if_qualified(conn, tenant_id, data.member_id, config, timezone, paid_at, tiers)
-    return await get_order(conn, tenant_id, data.order_id)
+    if not total or standing_row["qualifying"] is None:
+        return  # nothing earned, or already at the top tier: no upgrade
+    # The statement's snapshot did not see its own qualifying row.
+    qualifying = standing_row["qualifying"] + (total if since is None or paid_at >= since else 0)
+    by_code = {t.code: t for t in tiers}
+    earned_code = standing_row["earned_tier"]
+    current = by_code.get(earned_code, tiers[0]) if earned_code else tiers[0]
+    target = standing.qualified_tier(tiers, qualifying)
+    if target.rank > current.rank:
+        await standing.change_tier(conn, tenant_id, view.member_id, tiers, current, target, "upgrade", paid_at)
+
+
+async def place_order(conn: asyncpg.Connection, tenant_id: str, data: OrderIn) -> OrderView:
+    """Record a paid order and issue its points, inside the caller's transaction (the HTTP handler
+    runs the three steps around its idempotency claim)."""
+    context = await order_context(conn, tenant_id, data)
+    prepared = await prepare_order(conn, tenant_id, data, context)
+    await apply_order(conn, tenant_id, prepared)
+    return prepared.view
 
 
 async def get_order(conn: asyncpg.Connection, tenant_id: str, order_id: str) -> OrderView:

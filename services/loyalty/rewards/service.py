@@ -188,7 +188,10 @@ async def redeem(conn: asyncpg.Connection, tenant_id: str, member_id: str, data:
         reason=f"reward {code} × {quantity}",
         source_ref=f"redemption:{data.redemption_id}",
     )
-    if not await repository.take_stock(conn, tenant_id, code, quantity):
+    # Unlimited stock (NULL) stays NULL: no UPDATE, so redemptions of the reward do not queue on its
+    # row. The stock read above is that of this request's view of the reward: a PUT that limits the
+    # stock while this redemption runs counts from after it.
+    if reward["stock"] is not None and not await repository.take_stock(conn, tenant_id, code, quantity):
         raise DomainError("out-of-stock", 409, f"reward {code} has fewer than {quantity} left")
     row = await repository.insert_redemption(
         conn,
