@@ -31,6 +31,7 @@ from shared.db import create_pool
 from shared.errors import DomainError
 from shared.jobs import Job, JobResult, find_job, run_job
 from shared.ledger import Check, verify
+from shared.ledger.liability import LiabilitySpec
 from shared.settings import Settings, load_settings
 from shared.tenants import ApiKeyIn, TenantIn, issue_api_key, upsert_tenant
 
@@ -113,6 +114,12 @@ def service_checks(service: str) -> tuple[Check, ...]:
         SERVICES[service].create_app(load_settings(service, "postgresql://unused")).state.verify_checks
     )
     return checks
+
+
+def service_liability(service: str) -> LiabilitySpec:
+    """The liability spec the service's app registers (its categories and kind → line table)."""
+    spec: LiabilitySpec = SERVICES[service].create_app(load_settings(service, "postgresql://unused")).state.liability
+    return spec
 
 
 def service_jobs(service: str, settings: Settings) -> tuple[Job, ...]:
@@ -382,7 +389,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if asyncio.run(verify_ledgers(url, _services(args.service), args.tenant)) else 1
     if args.command == "jobs":
         return _run_job_command(url, args)
-    if args.command in ("export", "trial-balance", "statement"):
+    if args.command in ("export", "trial-balance", "statement", "liability"):
+        if args.command == "liability":
+            args.spec = service_liability(args.service)
         return finance.run_finance_command(_connect, url, args)
     return 2
 

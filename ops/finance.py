@@ -1,4 +1,4 @@
-"""Finance commands of `python -m ops` (§7): export entries, trial balance, statement.
+"""Finance commands of `python -m ops` (§7): export entries, trial balance, statement, liability.
 
 Files are written atomically: into a temporary name in the target's folder, flushed to disk, then
 renamed over the target, so a reader never sees half an export and a failed run leaves the old file.
@@ -24,6 +24,7 @@ from rich.table import Table
 
 from shared.errors import DomainError
 from shared.ledger.export import ExportSummary, ExportWindow, Format, export_entries
+from shared.ledger.liability import LiabilityReport, LiabilitySpec, liability_report
 from shared.ledger.reports import statement, trial_balance
 
 __all__ = ["add_parsers", "run_finance_command", "write_atomically"]
@@ -99,6 +100,11 @@ def _print_summary(summary: ExportSummary, out: Path) -> None:
 
 async def _report(conn: asyncpg.Connection, args: argparse.Namespace) -> Any:
     async with conn.transaction(isolation="repeatable_read", readonly=True):
+        if args.command == "liability":
+            spec: LiabilitySpec = args.spec
+            # one statement over the journal up to `to`: a spinner, since there is no count to show
+            with console.status(f"summing the {spec.name} liability from postings", spinner="dots"):
+                return await liability_report(conn, args.tenant, spec, from_=args.from_, to=args.to, basis=args.basis)
         if args.command == "trial-balance":
             return await trial_balance(conn, args.tenant, args.as_of, args.basis)
         lines, page = [], None
@@ -112,7 +118,38 @@ async def _report(conn: asyncpg.Connection, args: argparse.Namespace) -> Any:
         return msgspec.structs.replace(page, lines=lines, next_cursor=None)
 
 
+def _print_liability(report: LiabilityReport) -> None:
+    window = f"{report.from_.isoformat() if report.from_ else '-'} .. {report.to.isoformat() if report.to else '-'}"
+    table = Table(title=f"{report.liability} liability ({report.asset}, {report.basis}) {window}")
+    for column in ("line", "sign", "amount", "kinds"):
+        table.add_column(column)
+    table.add_row("[bold]opening[/bold]", "", str(report.opening), "")
+    for line in report.lines:
+        sign = {1: "+", -1: "-", 0: "transfer"}[line.sign]
+        table.add_row(line.line, sign, str(line.amount), ", ".join(line.kinds))
+    table.add_row("[bold]closing[/bold]", "", str(report.closing), "")
+    console.print(table)
+    categories = Table(title="by category (normal-side balances)")
+    for column in ("category", "sign", "opening", "movements", "closing"):
+        categories.add_column(column)
+    for c in report.categories:
+        categories.add_row(c.category, str(c.sign), str(c.opening), str(sum(c.movements.values())), str(c.closing))
+    console.print(categories)
+    notes = [f"{name}: {value}" for name, value in report.memos.items()]
+    if report.breakage_rate is not None:
+        notes.append(f"breakage rate: {report.breakage_rate:.4%}")
+    if report.ageing is not None:
+        notes += [f"available aged {b.bucket} days: {b.amount}" for b in report.ageing]
+    if report.other:
+        notes.append(f"[red]other (unmapped kinds): {report.other}[/red]")
+    for note in notes:
+        console.print(note)
+
+
 def _print_report(report: Any, command: str) -> None:
+    if command == "liability":
+        _print_liability(report)
+        return
     if command == "trial-balance":
         table = Table(title=f"trial balance as of {report.as_of.isoformat()} ({report.basis})")
         for column in ("account", "asset", "debits", "credits", "balance"):
@@ -151,11 +188,19 @@ async def _run(connect: Connect, url: str, args: argparse.Namespace) -> int:
         report = await _report(conn, args)
     finally:
         await conn.close()
+    if getattr(args, "out", None):
+        out = Path(os.path.abspath(args.out))  # noqa: ASYNC240 (no I/O: a string operation)
+        await write_atomically(out, _one_chunk(msgspec.json.format(msgspec.json.encode(report), indent=2) + b"\n"))
+        console.print(f"wrote {out}")
     if args.json:
         sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
     else:
         _print_report(report, args.command)
     return 0
+
+
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 def run_finance_command(connect: Connect, url: str, args: argparse.Namespace) -> int:
@@ -201,3 +246,9 @@ def add_parsers(sub: Any, services: Sequence[str], rfc3339: Callable[[str], date
     window(p_st)
     p_st.add_argument("--account", required=True, help="account code, e.g. member:42:points")
     p_st.add_argument("--json", action="store_true", help="print JSON on stdout")
+
+    p_li = sub.add_parser("liability", help="the liability roll-forward of a window, from postings (§7)")
+    common(p_li)
+    window(p_li)
+    p_li.add_argument("--json", action="store_true", help="print JSON on stdout")
+    p_li.add_argument("--out", default=None, help="also write the JSON to this file (atomically)")

@@ -13,21 +13,28 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusController
 from litestar.routes import HTTPRoute
-from litestar.types import Message, Scope
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import AuthMiddleware, KeyCache
 from shared.controllers import HealthController, JobController, LedgerController, TenantController
 from shared.db import create_pool, provide_connection, provide_transaction
 from shared.events.controllers import WebhookController
 from shared.events.webhooks import DELIVER_WEBHOOKS
-from shared.finance.controllers import FinanceController
+from shared.finance.controllers import FinanceController, LiabilityController
 from shared.finance.verifications import verify_ledger_job
 from shared.http import EXCEPTION_HANDLERS, strict_body
 from shared.jobs import Job, Scheduler
 from shared.ledger import Check
-from shared.observability import RequestIdMiddleware, configure_logging, unwatch_pool, watch_pool
+from shared.ledger.liability import LiabilitySpec
+from shared.observability import (
+    HttpMetricsMiddleware,
+    RequestIdMiddleware,
+    configure_logging,
+    unwatch_pool,
+    watch_pool,
+)
 from shared.settings import Settings
 
 __all__ = ["create_service_app"]
@@ -49,6 +56,7 @@ def create_service_app(
     route_handlers: Sequence[Any] = (),
     verify_checks: Sequence[Check] = (),
     jobs: Sequence[Job] = (),
+    liability: LiabilitySpec | None = None,
 ) -> Litestar:
     configure_logging(settings.log_level, settings.log_json)
     all_jobs = (*jobs, DELIVER_WEBHOOKS, verify_ledger_job(verify_checks))
@@ -67,9 +75,6 @@ def create_service_app(
             unwatch_pool(app.state.pool)
             await app.state.pool.close()
 
-    prometheus = PrometheusConfig(
-        app_name=settings.service, prefix="http", group_path=True, exclude_unhandled_paths=True
-    )
     allowed_methods: dict[str, bytes] = {}
     app = Litestar(
         route_handlers=[
@@ -77,6 +82,7 @@ def create_service_app(
             TenantController,
             LedgerController,
             FinanceController,
+            *([LiabilityController] if liability is not None else []),
             JobController,
             WebhookController,
             MetricsController,
@@ -86,12 +92,17 @@ def create_service_app(
             "db": Provide(provide_transaction),
             "conn": Provide(provide_connection),
         },
-        middleware=[RequestIdMiddleware, prometheus.middleware, DefineMiddleware(AuthMiddleware)],
+        # Plain ASGI middleware, run per route after routing (unrouted 404/405 answers pass none of them).
+        middleware=[
+            DefineMiddleware(_AllowHeaderFix, allowed_methods=allowed_methods),
+            RequestIdMiddleware,
+            DefineMiddleware(HttpMetricsMiddleware, app_name=settings.service),
+            DefineMiddleware(AuthMiddleware),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=strict_body,
-        before_send=[_allow_header_fix(allowed_methods)],
         lifespan=[lifespan],
-        state=_state(settings, verify_checks, all_jobs),
+        state=_state(settings, verify_checks, all_jobs, liability),
         openapi_config=OpenAPIConfig(
             title=title,
             version=API_VERSION,
@@ -114,27 +125,42 @@ def create_service_app(
     return app
 
 
-def _allow_header_fix(allowed_methods: dict[str, bytes]) -> Any:
+class _AllowHeaderFix:
     """Litestar 2.x answers OPTIONS with the methods of the first handler registered on a path only
-    (litestar#4169, fixed in 3.0): list every method of the route instead."""
+    (litestar#4169, fixed in 3.0): list every method of the route instead. A route middleware rather
+    than a `before_send` hook, which would wrap `send` for every request; only OPTIONS pays."""
 
-    async def before_send(message: Message, scope: Scope) -> None:
-        if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":
+    __slots__ = ("allowed_methods", "app")
+
+    def __init__(self, app: ASGIApp, allowed_methods: dict[str, bytes]) -> None:
+        self.app = app
+        self.allowed_methods = allowed_methods
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("method") != "OPTIONS":
+            await self.app(scope, receive, send)
             return
-        allow = allowed_methods.get(scope.get("path_template", ""))
-        headers = list(message.get("headers", ()))
-        if allow is not None and any(name.lower() == b"allow" for name, _ in headers):
-            message["headers"] = [*((k, v) for k, v in headers if k.lower() != b"allow"), (b"allow", allow)]
+        allow = self.allowed_methods.get(scope.get("path_template", ""))
 
-    return before_send
+        async def send_fixed(message: Message) -> None:
+            if message["type"] == "http.response.start" and allow is not None:
+                headers = list(message.get("headers", ()))
+                if any(name.lower() == b"allow" for name, _ in headers):
+                    message["headers"] = [*((k, v) for k, v in headers if k.lower() != b"allow"), (b"allow", allow)]
+            await send(message)
+
+        await self.app(scope, receive, send_fixed)
 
 
-def _state(settings: Settings, verify_checks: Sequence[Check], jobs: Sequence[Job]) -> State:
+def _state(
+    settings: Settings, verify_checks: Sequence[Check], jobs: Sequence[Job], liability: LiabilitySpec | None
+) -> State:
     return State(
         {
             "settings": settings,
             "jobs": tuple(jobs),
             "verify_checks": tuple(verify_checks),
+            "liability": liability,
             "key_cache": KeyCache(settings.auth_cache_seconds),
         }
     )

@@ -18,6 +18,7 @@ from services.referral.orders.checks import COMMISSION_CHECKS
 from services.referral.orders.controllers import OrderController
 from services.referral.orders.jobs import RELEASE_COMMISSION
 from services.referral.program.controllers import ProgramController
+from services.referral.reports import COMMISSION_LIABILITY
 from services.referral.withdrawals.checks import WITHDRAWAL_CHECKS
 from services.referral.withdrawals.controllers import WithdrawalController
 from shared.app import create_service_app
@@ -46,6 +47,7 @@ def create_app(settings: Settings) -> Litestar:
         ],
         jobs=[RELEASE_COMMISSION],
         verify_checks=[*COMMISSION_CHECKS, *WITHDRAWAL_CHECKS],
+        liability=COMMISSION_LIABILITY,
     )
 
 

@@ -1,4 +1,5 @@
-"""Finance endpoints of both services (admin): journal export, trial balance, statements, verifications."""
+"""Finance endpoints of both services (admin): journal export, trial balance, statements, verifications,
+and the liability roll-forward (the service's `LiabilitySpec`, from the app's state)."""
 
 from __future__ import annotations
 
@@ -24,11 +25,12 @@ from shared.errors import DomainError
 from shared.finance.verifications import LedgerVerification, latest_verification
 from shared.http import problem_responses
 from shared.ledger.export import MEDIA_TYPES, ExportWindow, Format, export_entries
+from shared.ledger.liability import LiabilityReport, LiabilitySpec, liability_report
 from shared.ledger.reports import Basis, Statement, TrialBalance, statement, trial_balance
 from shared.pagination import decode_cursor
 from shared.timestamps import checked_time
 
-__all__ = ["FinanceController"]
+__all__ = ["FinanceController", "LiabilityController"]
 
 # Reports sum a tenant's whole journal: more than a request's default statement timeout allows.
 REPORT_STATEMENT_TIMEOUT = "120s"
@@ -207,6 +209,40 @@ class FinanceController(Controller):
         self, request: Request[Principal, Any, Any], conn: NamedDependency[asyncpg.Connection]
     ) -> LedgerVerification:
         return await latest_verification(conn, request.user.tenant_id)
+
+
+class LiabilityController(Controller):
+    path = "/v1/reports"
+    tags = ["finance"]
+    guards = [requires_admin]
+
+    @get(
+        "/liability",
+        operation_id="getLiabilityReport",
+        summary="The liability roll-forward: opening + movements by line = closing, per category and in total",
+        description="What the programme owes its members (loyalty: points in PTS; referral: commission in the "
+        "tenant's currency), summed from postings in the half-open window [`from`, `to`) by `basis`, so any "
+        "past window works and, with `basis=created`, gives the same numbers whatever is posted later. Lines "
+        "come from one table mapping entry kinds to lines; an unmapped kind shows in `other`. Loyalty adds the "
+        "breakage rate (expired / issued over the window); referral the FIFO ageing of available commission "
+        "(whole days since it became available, measured to `to` or to `generated_at`). See docs/finance.md.",
+        responses=problem_responses(401, 403, 422),
+        opt={"query": ("from", "to", "basis")},
+    )
+    async def liability(
+        self,
+        request: Request[Principal, Any, Any],
+        state: State,
+        conn: NamedDependency[asyncpg.Connection],
+        from_: From = None,
+        to: To = None,
+        basis: BasisParam = "created",
+    ) -> LiabilityReport:
+        start, end = _window(from_, to)
+        spec: LiabilitySpec = state.liability
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            await conn.execute(f"SET LOCAL statement_timeout = '{REPORT_STATEMENT_TIMEOUT}'")
+            return await liability_report(conn, request.user.tenant_id, spec, from_=start, to=end, basis=basis)
 
 
 async def _stream(pool: asyncpg.Pool, window: ExportWindow, fmt: Format) -> AsyncIterator[bytes]:
