@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -179,18 +178,15 @@ def _convert_strict(raw: Any, target: type[msgspec.Struct]) -> None:
         msgspec.convert(_integral_floats_as_ints(raw), target, strict=True)
 
 
-# Weak keys: an id() key could be reused by a later app's handler (tests build many apps per process).
-_KNOWN_QUERY: weakref.WeakKeyDictionary[Any, frozenset[str]] = weakref.WeakKeyDictionary()
-
-
 def _known_query(request: Request[Any, Any, Any]) -> frozenset[str]:
-    """The query parameters the operation declares (its own and its dependencies'), once per handler."""
+    """The query parameters the operation declares (its own and its dependencies'), computed once and
+    kept on the handler itself (an id()-keyed cache could be hit by a later app's handler)."""
     handler = request.route_handler
-    known = _KNOWN_QUERY.get(handler)
+    known: frozenset[str] | None = handler.opt.get("_known_query")
     if known is None:
         model = handler.create_kwargs_model(path_parameters=dict.fromkeys(request.path_params))  # type: ignore[arg-type]
         known = frozenset(param.field_alias for param in model.expected_query_params)
-        _KNOWN_QUERY[handler] = known
+        handler.opt["_known_query"] = known
     return known
 
 
