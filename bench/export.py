@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import json
 import os
 import tempfile
@@ -113,6 +114,43 @@ class PeakRss:
         self.peak = max(self.peak, self.process.memory_info().rss)
 
 
+_DATABASE_TOTALS = """
+SELECT count(*), coalesce(sum(amount) FILTER (WHERE amount > 0), 0)::bigint,
+       coalesce(-sum(amount) FILTER (WHERE amount < 0), 0)::bigint
+  FROM postings WHERE tenant_id = $1
+"""
+
+
+def file_totals(out: Path, fmt: str) -> tuple[int, int, int]:
+    """(rows, debits, credits) read back from the exported file itself, streaming (bounded memory)."""
+    rows = debits = credits = 0
+    if fmt == "parquet":
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        parquet = pq.ParquetFile(out)
+        for batch in parquet.iter_batches(columns=["debit", "credit"]):
+            rows += batch.num_rows
+            debits += pc.sum(batch.column("debit")).as_py() or 0
+            credits += pc.sum(batch.column("credit")).as_py() or 0
+        return rows, debits, credits
+    with out.open(newline="") as handle:
+        if fmt == "csv":
+            for record in csv.DictReader(line for line in handle if not line.startswith("#")):
+                rows += 1
+                debits += int(record["debit"])
+                credits += int(record["credit"])
+        else:
+            for line in handle:
+                record = json.loads(line)
+                if "trailer" in record:
+                    continue
+                rows += 1
+                debits += record["debit"]
+                credits += record["credit"]
+    return rows, debits, credits
+
+
 async def run_export(dsn: str, fmt: str, folder: Path) -> dict[str, Any]:
     from ops.finance import export_to_file
     from shared.ledger.export import ExportWindow
@@ -124,11 +162,17 @@ async def run_export(dsn: str, fmt: str, folder: Path) -> dict[str, Any]:
             began = time.perf_counter()
             summary = await export_to_file(conn, ExportWindow(tenant_id=TENANT), fmt, out, show_progress=False)  # type: ignore[arg-type]
             seconds = time.perf_counter() - began
+        expected = tuple(await conn.fetchrow(_DATABASE_TOTALS, TENANT))
     finally:
         await conn.close()
+    # Completeness, checked after the timing: the file's own rows and totals against the database's.
+    found = file_totals(out, fmt)
+    if found != expected or summary.rows != expected[0]:
+        raise SystemExit(f"{fmt}: the file holds {found} (rows, debits, credits); the database {expected}")
     return {
         "format": fmt,
         "postings": summary.rows,
+        "file_matches_database": True,  # (rows, debits, credits) read back from the file
         "seconds": round(seconds, 2),
         "postings_per_second": round(summary.rows / seconds),
         "file_mb": round(out.stat().st_size / 1e6, 1),
