@@ -158,7 +158,9 @@ async def run_job(
         finally:
             # Pooled connections are not reset (shared.db), so the session lock must be released here.
             await lock_conn.fetchval(_UNLOCK, lock_key)
-    _log.info("job finished", job=job.name, tenant_id=tenant_id, processed=processed, batches=batches, status=status)
+    # An idle scheduled run (nothing due) is routine: debug, so the log shows only runs that did work.
+    log = _log.debug if processed == 0 and status == "completed" and trigger == "scheduler" else _log.info
+    log("job finished", job=job.name, tenant_id=tenant_id, processed=processed, batches=batches, status=status)
     return JobResult(
         job=job.name,
         tenant_id=tenant_id,
