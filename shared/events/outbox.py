@@ -12,20 +12,27 @@ from typing import Any
 import asyncpg
 import msgspec
 
-__all__ = ["Event", "emit"]
+__all__ = ["Event", "emit", "outbox_ctes"]
 
-_EMIT = """
-WITH ev AS (
+
+def outbox_ctes(*, tenant: str, event_type: str, occurred_at: str, data: str, when: str = "true") -> str:
+    """The two CTEs (`ev`, `fan_out`) that write an event and its deliveries, as SQL expressions, for a
+    caller that writes its event inside a larger statement (one round trip); `emit` uses them too."""
+    return f"""ev AS (
     INSERT INTO events (tenant_id, type, occurred_at, data)
-    VALUES ($1, $2, coalesce($3, now()), $4)
+    SELECT {tenant}, {event_type}, coalesce({occurred_at}, now()), {data} WHERE {when}
     RETURNING event_id, created_at
 ), fan_out AS (
     INSERT INTO webhook_deliveries (tenant_id, webhook_id, event_id, next_attempt_at)
-    SELECT $1, w.webhook_id, ev.event_id, ev.created_at
+    SELECT {tenant}, w.webhook_id, ev.event_id, ev.created_at
       FROM webhooks w, ev
-     WHERE w.tenant_id = $1 AND w.active
-       AND (cardinality(w.event_types) = 0 OR $2 = ANY (w.event_types))
-)
+     WHERE w.tenant_id = {tenant} AND w.active
+       AND (cardinality(w.event_types) = 0 OR {event_type} = ANY (w.event_types))
+)"""
+
+
+_EMIT = f"""
+WITH {outbox_ctes(tenant="$1", event_type="$2::text", occurred_at="$3::timestamptz", data="$4::jsonb")}
 SELECT event_id::text FROM ev
 """
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import asyncpg
 
+from shared.events.outbox import outbox_ctes
+
 __all__ = [
     "apply_refund",
     "order_context",
@@ -62,7 +64,7 @@ SELECT t.currency, t.timezone, now() AS now, m.member_id, m.earned_tier,
 # not see the qualifying row it inserts: the caller adds it): the earned tier, and the qualifying
 # points in the window [$27, $28] ($27 NULL = no lower bound) unless the earned tier is already the
 # top tier $29 (nothing to upgrade to: the sum is not read) or the order earns nothing.
-_PLACE = """
+_PLACE = f"""
 WITH o AS (
     INSERT INTO orders (tenant_id, order_id, member_id, currency, paid_at, total_amount, points, rule_version,
                         tier_code, multiplier_bps, pending_until, earn_entry_id, released_at, release_entry_id,
@@ -71,7 +73,7 @@ WITH o AS (
 ), i AS (
     INSERT INTO order_items (tenant_id, order_id, item_id, sku, category, amount, quantity, points, rule_codes)
     SELECT $1, $2, u.item_id, u.sku, u.category, u.amount, u.quantity, u.points,
-           coalesce(string_to_array(nullif(u.rules, ''), ','), '{}')
+           coalesce(string_to_array(nullif(u.rules, ''), ','), '{{}}')
       FROM unnest($16::text[], $17::text[], $18::text[], $19::bigint[], $20::int[], $21::bigint[], $22::text[])
            AS u(item_id, sku, category, amount, quantity, points, rules)
 ), r AS (
@@ -80,17 +82,7 @@ WITH o AS (
 ), q AS (
     INSERT INTO qualifying_points (tenant_id, member_id, points, occurred_at, source, source_ref, entry_id)
     SELECT $1, $3, $7, $5, 'purchase', 'order:' || $2, $12 WHERE $7 <> 0
-), ev AS (
-    INSERT INTO events (tenant_id, type, occurred_at, data)
-    SELECT $1, 'points.earned', $5, $26 WHERE $7 <> 0
-    RETURNING event_id, created_at
-), fan_out AS (
-    INSERT INTO webhook_deliveries (tenant_id, webhook_id, event_id, next_attempt_at)
-    SELECT $1, w.webhook_id, ev.event_id, ev.created_at
-      FROM webhooks w, ev
-     WHERE w.tenant_id = $1 AND w.active
-       AND (cardinality(w.event_types) = 0 OR 'points.earned' = ANY (w.event_types))
-)
+), {outbox_ctes(tenant="$1", event_type="'points.earned'", occurred_at="$5", data="$26", when="$7 <> 0")}
 SELECT m.earned_tier,
        CASE WHEN $7 <> 0 AND m.earned_tier IS DISTINCT FROM $29 THEN
            (SELECT coalesce(sum(qp.points), 0)::bigint FROM qualifying_points qp
