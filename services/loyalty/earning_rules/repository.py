@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import asyncpg
 
-__all__ = ["applicable_rules", "fetch_rule", "granted_today", "list_rules", "upsert_rule"]
+__all__ = ["fetch_rule", "granted_today", "list_rules", "upsert_rule"]
 
 _COLUMNS = (
     "code, name, kind, condition, multiplier_bps, points_per_unit, cap_per_order, cap_per_member_day, "
@@ -41,14 +41,6 @@ SELECT {_COLUMNS} FROM earning_rules
  WHERE tenant_id = $1 AND code COLLATE "C" > $2
  ORDER BY code COLLATE "C"
  LIMIT $3
-"""
-
-# The rules in force at a payment time ($2): active, inside their validity window.
-_APPLICABLE = f"""
-SELECT {_COLUMNS} FROM earning_rules
- WHERE tenant_id = $1 AND active
-   AND (valid_from IS NULL OR valid_from <= $2) AND (valid_until IS NULL OR $2 < valid_until)
- ORDER BY code COLLATE "C"
 """
 
 # What each rule ($3) already added to the member's orders paid on tenant-local day $4.
@@ -86,10 +78,6 @@ async def fetch_rule(conn: asyncpg.Connection, tenant_id: str, code: str) -> asy
 
 async def list_rules(conn: asyncpg.Connection, tenant_id: str, after: str, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(_LIST, tenant_id, after, limit)
-
-
-async def applicable_rules(conn: asyncpg.Connection, tenant_id: str, paid_at: datetime) -> list[asyncpg.Record]:
-    return await conn.fetch(_APPLICABLE, tenant_id, paid_at)
 
 
 async def granted_today(

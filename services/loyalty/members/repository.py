@@ -10,7 +10,6 @@ import asyncpg
 __all__ = [
     "active_plan_tier",
     "member_view",
-    "expiring_points",
     "fetch_member",
     "qualifying_points",
     "tenant_timezone",
@@ -43,16 +42,6 @@ SELECT s.subscription_id, s.plan_code, s.tier_code, s.ends_at
    AND s.starts_at <= $3 AND (s.ends_at IS NULL OR s.ends_at > $3)
  ORDER BY t.rank DESC, s.ends_at DESC NULLS FIRST
  LIMIT 1
-"""
-
-# Live lots expiring before $3 (those already due and not yet swept included), by expiry time.
-_EXPIRING = """
-SELECT l.expires_at, ((l.expires_at - interval '1 microsecond') AT TIME ZONE $4)::date AS last_day,
-       sum(l.remaining)::bigint AS points
-  FROM lots l
- WHERE l.tenant_id = $1 AND l.member_id = $2 AND l.remaining > 0 AND l.expires_at <= $3
- GROUP BY l.expires_at
- ORDER BY l.expires_at
 """
 
 # The member view's rows in one statement (one snapshot): the member, the tenant's zone, the programme
@@ -122,12 +111,6 @@ async def member_view(
     conn: asyncpg.Connection, tenant_id: str, member_id: str, as_of: datetime, codes: list[str], until: datetime
 ) -> asyncpg.Record | None:
     return await conn.fetchrow(_VIEW, tenant_id, member_id, as_of, codes, until)
-
-
-async def expiring_points(
-    conn: asyncpg.Connection, tenant_id: str, member_id: str, until: datetime, timezone: str
-) -> list[asyncpg.Record]:
-    return await conn.fetch(_EXPIRING, tenant_id, member_id, until, timezone)
 
 
 async def qualifying_points(

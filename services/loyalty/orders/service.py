@@ -17,7 +17,6 @@ import msgspec
 from services.loyalty import periods, points
 from services.loyalty.earning_rules import repository as rules_repository
 from services.loyalty.earning_rules.schemas import EarningRule
-from services.loyalty.members import repository as members_repository
 from services.loyalty.members.service import member_not_found
 from services.loyalty.orders import repository
 from services.loyalty.orders.earning import Earning, Line, compute_points
@@ -46,7 +45,6 @@ __all__ = [
     "OrderContext",
     "PreparedOrder",
     "apply_order",
-    "check_member",
     "get_order",
     "lock_order",
     "order_context",
@@ -72,14 +70,6 @@ def reversal_due(item_points: int, item_amount: int, refunded_before: int, rever
     exactly all of it."""
     target = item_points * (refunded_before + amount) // item_amount
     return max(target - reversed_before, 0)
-
-
-async def check_member(conn: asyncpg.Connection, tenant_id: str, member_id: str) -> asyncpg.Record:
-    """The member row (404 `member-not-found`)."""
-    row = await members_repository.fetch_member(conn, tenant_id, member_id)
-    if row is None:
-        raise member_not_found(member_id)
-    return row
 
 
 def _check_order(data: OrderIn, currency: str, now: datetime) -> datetime:
