@@ -121,7 +121,6 @@ class FinanceController(Controller):
         "rows; a stream without it was cut short.",
         responses=problem_responses(401, 403, 422),
         operation_class=ExportOperation,
-        opt={"query": ("from", "to", "basis", "format")},
     )
     async def export(
         self,
@@ -149,7 +148,6 @@ class FinanceController(Controller):
         "inclusive, default now. With `basis=created` a past `as_of` gives the same numbers whatever is "
         "posted later. `totals[].balanced` proves Σ debits = Σ credits per asset.",
         responses=problem_responses(401, 403, 422),
-        opt={"query": ("as_of", "basis")},
     )
     async def trial_balance(
         self,
@@ -171,7 +169,6 @@ class FinanceController(Controller):
         "before `from`, closing = opening + the window (on every page). Balances are on the account's "
         "normal side. Pages by `limit` and `cursor` (`next_cursor`).",
         responses=problem_responses(401, 403, 404, 422),
-        opt={"query": ("from", "to", "basis", "limit", "cursor")},
     )
     async def statement(
         self,
@@ -227,7 +224,6 @@ class LiabilityController(Controller):
         "breakage rate (expired / issued over the window); referral the FIFO ageing of available commission "
         "(whole days since it became available, measured to `to` or to `generated_at`). See docs/finance.md.",
         responses=problem_responses(401, 403, 422),
-        opt={"query": ("from", "to", "basis")},
     )
     async def liability(
         self,
