@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import asyncpg
@@ -16,7 +17,7 @@ from services.referral.orders import service
 from services.referral.orders.schemas import OrderIn, OrderView, ReceivedIn, RefundIn, RefundResult
 from shared.auth import Principal
 from shared.http import outcome_response, problem_responses
-from shared.idempotency import run_idempotent
+from shared.idempotency import run_idempotent, run_idempotent_decided
 
 __all__ = ["OrderController"]
 
@@ -52,14 +53,28 @@ class OrderController(Controller):
         self, request: Request[Principal, Any, Any], data: JSONBody[OrderIn], db: NamedDependency[asyncpg.Connection]
     ) -> Response[bytes]:
         tenant_id = request.user.tenant_id
-        # Before the claim: an unregistered buyer is not a pinned refusal (see the description).
+        # Before the claim: an unregistered buyer is not a pinned refusal (see the description). The same
+        # statement reads everything the order is priced on and locks the buyer's row.
         snapshot = await service.snapshot_chain(db, tenant_id, data.buyer_id)
+        prepared: list[service.PreparedOrder] = []
 
-        async def run() -> tuple[int, OrderView]:
-            return 201, await service.place_order(db, tenant_id, data, snapshot)
+        async def decide() -> tuple[int, OrderView]:
+            prepared.append(service.prepare_order(data, snapshot, datetime.now(UTC)))
+            return 201, prepared[0].view
 
-        outcome = await run_idempotent(
-            db, tenant_id=tenant_id, scope="orders", key=data.order_id, body=data, run=run, instance=request.url.path
+        async def apply() -> None:
+            await service.apply_order(db, tenant_id, data, prepared[0])
+
+        # The response is known before anything is written, so the claim stores it at once (no savepoint).
+        outcome = await run_idempotent_decided(
+            db,
+            tenant_id=tenant_id,
+            scope="orders",
+            key=data.order_id,
+            body=data,
+            decide=decide,
+            apply=apply,
+            instance=request.url.path,
         )
         return outcome_response(outcome)
 

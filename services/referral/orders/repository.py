@@ -7,9 +7,10 @@ from typing import Any
 
 import asyncpg
 
+from shared.events.outbox import outbox_ctes
+
 __all__ = [
     "apply_refund",
-    "count_order",
     "count_refund",
     "due_commissions",
     "fetch_order_view",
@@ -30,13 +31,17 @@ _TENANT = "SELECT currency, timezone FROM tenants WHERE tenant_id = $1"
 # row (none: the defaults), and the buyer (depth 0) with their ancestors up to the legal maximum of
 # three levels (the caller keeps the programme's depth), each with distributor status, level and the
 # level's rates. No chain (NULL) means no such buyer; no row at all means no such tenant.
+# The buyer's row is locked here, first (the lock order): the order's write updates its statistics after
+# posting to the chain's accounts, and a refund of the buyer's other order takes the row before those.
 _SNAPSHOT = """
 SELECT t.currency, t.timezone, pr.config, pr.version, pr.updated_at,
        (SELECT json_agg(c ORDER BY c.depth)
-          FROM (SELECT 0 AS depth, m.member_id, m.distributor_status, m.distributor_level, dl.rates_bps
-                  FROM members m
-                  LEFT JOIN distributor_levels dl ON dl.tenant_id = m.tenant_id AND dl.code = m.distributor_level
-                 WHERE m.tenant_id = $1 AND m.member_id = $2
+          FROM (SELECT * FROM (
+                    SELECT 0 AS depth, m.member_id, m.distributor_status, m.distributor_level, dl.rates_bps
+                      FROM members m
+                      LEFT JOIN distributor_levels dl ON dl.tenant_id = m.tenant_id AND dl.code = m.distributor_level
+                     WHERE m.tenant_id = $1 AND m.member_id = $2
+                       FOR NO KEY UPDATE OF m) buyer
                 UNION ALL
                 SELECT p.depth, m.member_id, m.distributor_status, m.distributor_level, dl.rates_bps
                   FROM referral_paths p
@@ -48,9 +53,15 @@ SELECT t.currency, t.timezone, pr.config, pr.version, pr.updated_at,
  WHERE t.tenant_id = $1
 """
 
-# Order, its lines and its commission rows in one statement (foreign keys are checked at its end).
-_INSERT_ORDER = """
-WITH o AS (
+# The order after its ledger entry, in one statement (foreign keys are checked at its end): the buyer's
+# team statistics (§6.6: paid orders and net paid amount; the row is locked by the snapshot), the order,
+# its lines, its commission rows and, when it accrued anything ($9, the entry), `commission.accrued`
+# with its webhook deliveries (as `shared.events.outbox.emit` writes them).
+_INSERT_ORDER = f"""
+WITH b AS (
+    UPDATE members SET order_count = order_count + 1, paid_amount = paid_amount + $6
+     WHERE tenant_id = $1 AND member_id = $3
+), o AS (
     INSERT INTO orders (tenant_id, order_id, buyer_id, currency, paid_at, total_amount, chain, rule_version,
                         accrue_entry_id)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -65,14 +76,8 @@ WITH o AS (
     SELECT $1, $2, u.item_id, u.level, u.beneficiary_id, u.rate_bps, u.base_amount, u.amount, $14
       FROM unnest($15::text[], $16::smallint[], $17::text[], $18::int[], $19::bigint[], $20::bigint[])
            AS u(item_id, level, beneficiary_id, rate_bps, base_amount, amount)
-)
+), {outbox_ctes(tenant="$1", event_type="'commission.accrued'", occurred_at="$5", data="$21", when="$9 IS NOT NULL")}
 SELECT created_at FROM o
-"""
-
-# Team statistics of the buyer (§6.6): paid orders and net paid amount.
-_COUNT_ORDER = """
-UPDATE members SET order_count = order_count + 1, paid_amount = paid_amount + $3
- WHERE tenant_id = $1 AND member_id = $2
 """
 
 _COUNT_REFUND = "UPDATE members SET paid_amount = paid_amount - $3 WHERE tenant_id = $1 AND member_id = $2"
@@ -212,7 +217,9 @@ async def insert_order(
     items: tuple[list[str], list[str | None], list[int], list[int]],
     commissions: tuple[list[str], list[int], list[str], list[int], list[int], list[int]],
     release_at: datetime | None,
+    event: dict[str, Any] | None,
 ) -> datetime:
+    """Insert the order (see `_INSERT_ORDER`); `event`: the data of `commission.accrued`."""
     created_at: datetime = await conn.fetchval(
         _INSERT_ORDER,
         tenant_id,
@@ -227,12 +234,9 @@ async def insert_order(
         *items,
         release_at,
         *commissions,
+        event,
     )
     return created_at
-
-
-async def count_order(conn: asyncpg.Connection, tenant_id: str, buyer_id: str, paid_amount: int) -> None:
-    await conn.execute(_COUNT_ORDER, tenant_id, buyer_id, paid_amount)
 
 
 async def count_refund(conn: asyncpg.Connection, tenant_id: str, buyer_id: str, refunded_amount: int) -> None:

@@ -45,9 +45,11 @@ from shared.ledger import MAX_AMOUNT, Leg, post_entry
 __all__ = [
     "MAX_CLOCK_SKEW",
     "ChainSnapshot",
+    "PreparedOrder",
+    "apply_order",
     "get_order",
     "lock_order",
-    "place_order",
+    "prepare_order",
     "record_receipt",
     "refund_order",
     "release_time",
@@ -147,13 +149,22 @@ def _check_order(data: OrderIn, snapshot: ChainSnapshot, now: datetime) -> None:
         raise DomainError("amount-too-large", 422, f"an order's total may not exceed {MAX_AMOUNT}")
 
 
-async def place_order(conn: asyncpg.Connection, tenant_id: str, data: OrderIn, snapshot: ChainSnapshot) -> OrderView:
-    """Accrue the order's commission into the chain's frozen accounts, in one ledger entry."""
+class PreparedOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """An order decided from its snapshot, before anything is written: its view (the response), what
+    each member accrues and the commission rows, column by column."""
+
+    view: OrderView
+    per_member: dict[str, int]
+    columns: tuple[list[Any], ...]
+    release_at: datetime | None
+
+
+def prepare_order(data: OrderIn, snapshot: ChainSnapshot, now: datetime) -> PreparedOrder:
+    """Check the order and price its commission per item and level (422 refusals); writes nothing."""
     config = snapshot.program.config
-    _check_order(data, snapshot, datetime.now(UTC))
+    _check_order(data, snapshot, now)
     paid_at = data.paid_at.astimezone(UTC)
     release_at = release_time(paid_at, config.freeze_days, snapshot.timezone) if config.freeze_from == "paid" else None
-    total = sum(item.amount for item in data.items)
 
     views: list[OrderItem] = []
     per_member: dict[str, int] = {}
@@ -193,35 +204,70 @@ async def place_order(conn: asyncpg.Connection, tenant_id: str, data: OrderIn, s
                 commissions=commissions,
             )
         )
+    view = OrderView(
+        order_id=data.order_id,
+        buyer_id=data.buyer_id,
+        currency=data.currency,
+        paid_at=paid_at,
+        received_at=None,
+        total_amount=sum(item.amount for item in data.items),
+        refunded_amount=0,
+        commission_amount=sum(per_member.values()),
+        rule_version=snapshot.program.version,
+        chain=snapshot.links,
+        items=views,
+        refunds=[],
+    )
+    return PreparedOrder(view=view, per_member=per_member, columns=columns, release_at=release_at)
 
-    # Team statistics first: the buyer's member row is locked before any account (the lock order).
-    await repository.count_order(conn, tenant_id, data.buyer_id, total)
-    commission_total = sum(per_member.values())
+
+async def apply_order(conn: asyncpg.Connection, tenant_id: str, data: OrderIn, prepared: PreparedOrder) -> None:
+    """Write a prepared order: its commission into the chain's frozen accounts as one ledger entry, then
+    the order with its rows, the buyer's statistics and `commission.accrued` in one statement. The
+    buyer's row is already locked (by the snapshot), so the lock order holds."""
+    view, per_member = prepared.view, prepared.per_member
     entry_id = None
-    if commission_total:
-        legs = [Leg(accounts.EXPENSE, commission_total)]
+    event = None
+    if view.commission_amount:
+        legs = [Leg(accounts.EXPENSE, view.commission_amount)]
         legs += [Leg(accounts.frozen(member), -amount) for member, amount in per_member.items()]
         posted = await post_entry(
             conn,
             tenant_id,
             kind="commission.accrue",
-            idempotency_key=f"accrue:{data.order_id}",
+            idempotency_key=f"accrue:{view.order_id}",
             legs=legs,
-            effective_at=paid_at,
-            source_ref=f"order:{data.order_id}",
+            effective_at=view.paid_at,
+            source_ref=f"order:{view.order_id}",
         )
         entry_id = posted.entry_id
-    chain = [msgspec.to_builtins(link) for link in snapshot.links]
+        # One event per order, listing every beneficiary (the chain is paid as one entry, too).
+        event = msgspec.to_builtins(
+            {
+                "order_id": view.order_id,
+                "buyer_id": view.buyer_id,
+                "currency": view.currency,
+                "paid_at": view.paid_at,
+                "release_at": prepared.release_at,
+                "rule_version": view.rule_version,
+                "amount": view.commission_amount,
+                "beneficiaries": [
+                    {"member_id": link.member_id, "level": link.level, "amount": per_member[link.member_id]}
+                    for link in view.chain
+                    if link.member_id in per_member
+                ],
+            }
+        )
     await repository.insert_order(
         conn,
         tenant_id,
-        order_id=data.order_id,
-        buyer_id=data.buyer_id,
-        currency=data.currency,
-        paid_at=paid_at,
-        total_amount=total,
-        chain=chain,
-        rule_version=snapshot.program.version,
+        order_id=view.order_id,
+        buyer_id=view.buyer_id,
+        currency=view.currency,
+        paid_at=view.paid_at,
+        total_amount=view.total_amount,
+        chain=[msgspec.to_builtins(link) for link in view.chain],
+        rule_version=view.rule_version,
         accrue_entry_id=entry_id,
         items=(
             [i.item_id for i in data.items],
@@ -229,45 +275,9 @@ async def place_order(conn: asyncpg.Connection, tenant_id: str, data: OrderIn, s
             [i.amount for i in data.items],
             [i.quantity for i in data.items],
         ),
-        commissions=columns,
-        release_at=release_at,
-    )
-    if commission_total:
-        # One event per order, listing every beneficiary (the chain is paid as one entry, too).
-        beneficiaries = [
-            {"member_id": link.member_id, "level": link.level, "amount": per_member[link.member_id]}
-            for link in snapshot.links
-            if link.member_id in per_member
-        ]
-        await emit(
-            conn,
-            tenant_id,
-            "commission.accrued",
-            {
-                "order_id": data.order_id,
-                "buyer_id": data.buyer_id,
-                "currency": data.currency,
-                "paid_at": paid_at,
-                "release_at": release_at,
-                "rule_version": snapshot.program.version,
-                "amount": commission_total,
-                "beneficiaries": beneficiaries,
-            },
-            occurred_at=paid_at,
-        )
-    return OrderView(
-        order_id=data.order_id,
-        buyer_id=data.buyer_id,
-        currency=data.currency,
-        paid_at=paid_at,
-        received_at=None,
-        total_amount=total,
-        refunded_amount=0,
-        commission_amount=commission_total,
-        rule_version=snapshot.program.version,
-        chain=snapshot.links,
-        items=views,
-        refunds=[],
+        commissions=prepared.columns,
+        release_at=prepared.release_at,
+        event=event,
     )
 
 
