@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -68,9 +69,14 @@ def create_service_app(
         scheduler = Scheduler(app.state.pool, all_jobs, settings)
         if settings.scheduler_enabled:
             scheduler.start()
+        # What start-up built (routes, schemas, codecs) lives as long as the app: frozen, the collector's
+        # full passes skip its ~64k objects instead of pausing every request for ~30 ms to walk them.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()  # a process that builds apps one after another (the tests) collects them again
             await scheduler.stop()
             unwatch_pool(app.state.pool)
             await app.state.pool.close()
