@@ -140,6 +140,8 @@ async def test_team_pages_through_every_invitee_once(referral_client: httpx.Asyn
     assert [len(p) for p in pages] == [100, 100, 50]
     listed = [item["member_id"] for page in pages for item in page]
     assert listed == sorted(invitees)  # none missing, none twice, in member-id order
+    # A last page that is exactly full has no cursor: no empty page after it.
+    assert [len(p) for p in await page_through(referral_client, tenant, "boss", level=1, limit=125)] == [125, 125]
     assert pages[0][0] == {
         "member_id": "inv-000",
         "level": 1,
