@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -17,9 +18,24 @@ from litestar.openapi.spec import Operation
 from shared.errors import PROBLEM_MEDIA_TYPE, DomainError, Problem, problem_from_database_error
 from shared.idempotency import Outcome
 
-__all__ = ["EXCEPTION_HANDLERS", "PublicOperation", "outcome_response", "problem_responses", "strict_body"]
+__all__ = [
+    "EXCEPTION_HANDLERS",
+    "PublicOperation",
+    "content_etag",
+    "outcome_response",
+    "problem_responses",
+    "strict_body",
+]
 
 _log = structlog.get_logger("http")
+
+
+def content_etag(value: Any, *, weak: bool = False) -> str:
+    """An ETag that changes whenever the resource's JSON does. Weak (`W/`) for a view assembled from
+    several reads, which two equal ETags promise to be equivalent, not byte-identical."""
+    tag = '"' + hashlib.sha256(msgspec.json.encode(value)).hexdigest()[:32] + '"'
+    return "W/" + tag if weak else tag
+
 
 # Stable types for the framework's own refusals.
 _HTTP_TYPES = {

@@ -13,7 +13,7 @@ from litestar.params import JSONBody, PathParameter
 from services.loyalty.holds import service
 from services.loyalty.holds.schemas import ID_PATTERN, CaptureIn, Hold, HoldIn, VoidIn
 from shared.auth import Principal
-from shared.http import outcome_response, problem_responses
+from shared.http import content_etag, outcome_response, problem_responses
 from shared.idempotency import run_idempotent
 
 __all__ = ["HoldController"]
@@ -77,7 +77,7 @@ class HoldController(Controller):
         self, request: Request[Principal, Any, Any], hold_id: HoldId, db: NamedDependency[asyncpg.Connection]
     ) -> Response[Hold]:
         view = await service.get_hold(db, request.user.tenant_id, hold_id)
-        return Response(view, headers={"ETag": service.etag(view)})
+        return Response(view, headers={"ETag": content_etag(view)})
 
     @post(
         "/holds/{hold_id:str}/capture",

@@ -13,12 +13,10 @@ Lock order: the hold row, then the member's lots, then the ledger's account rows
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import asyncpg
-import msgspec
 
 from services.loyalty import accounts
 from services.loyalty.holds import repository
@@ -30,7 +28,7 @@ from shared.errors import DomainError
 from shared.events.outbox import emit
 from shared.ledger import Leg, post_entry
 
-__all__ = ["capture_hold", "etag", "expire_hold", "get_hold", "place_hold", "void_hold"]
+__all__ = ["capture_hold", "expire_hold", "get_hold", "place_hold", "void_hold"]
 
 
 def _view(row: asyncpg.Record) -> Hold:
@@ -47,10 +45,6 @@ def _view(row: asyncpg.Record) -> Hold:
         created_at=row["created_at"],
         resolved_at=row["resolved_at"],
     )
-
-
-def etag(view: Hold) -> str:
-    return '"' + hashlib.sha256(msgspec.json.encode(view)).hexdigest()[:20] + '"'
 
 
 def _event(view: Hold, **extra: Any) -> dict[str, Any]:

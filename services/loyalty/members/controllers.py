@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated, Any
 
 import asyncpg
@@ -15,7 +14,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from services.loyalty.members import service
 from services.loyalty.members.schemas import ID_PATTERN, AccountName, Member, MemberIn, Transaction
 from shared.auth import Principal
-from shared.http import problem_responses
+from shared.http import content_etag, problem_responses
 from shared.pagination import Page
 
 __all__ = ["MemberController"]
@@ -23,10 +22,6 @@ __all__ = ["MemberController"]
 MemberId = Annotated[str, PathParameter(pattern=ID_PATTERN, min_length=1, max_length=64)]
 
 _encode = msgspec.json.Encoder().encode
-
-
-def _etag(body: Any) -> str:
-    return 'W/"' + hashlib.blake2b(_encode(body), digest_size=12).hexdigest() + '"'
 
 
 class MemberController(Controller):
@@ -71,7 +66,7 @@ class MemberController(Controller):
     ) -> Response[Member]:
         # No transaction: two reads (see get_member), as in READ COMMITTED inside one.
         member = await service.get_member(conn, request.user.tenant_id, member_id)
-        return Response(member, headers={"ETag": _etag(member)})
+        return Response(member, headers={"ETag": content_etag(member, weak=True)})
 
     @get(
         "/{member_id:str}/transactions",

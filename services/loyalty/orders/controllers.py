@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated, Any
 
 import asyncpg
-import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
@@ -15,16 +13,12 @@ from litestar.params import JSONBody, PathParameter
 from services.loyalty.orders import service
 from services.loyalty.orders.schemas import ID_PATTERN, OrderIn, OrderView, RefundIn, RefundResult
 from shared.auth import Principal
-from shared.http import outcome_response, problem_responses
+from shared.http import content_etag, outcome_response, problem_responses
 from shared.idempotency import run_idempotent, run_idempotent_decided
 
 __all__ = ["OrderController"]
 
 OrderIdPath = Annotated[str, PathParameter(pattern=ID_PATTERN, min_length=1, max_length=64)]
-
-
-def _etag(view: OrderView) -> str:
-    return '"' + hashlib.sha256(msgspec.json.encode(view)).hexdigest()[:32] + '"'
 
 
 class OrderController(Controller):
@@ -90,7 +84,7 @@ class OrderController(Controller):
         self, request: Request[Principal, Any, Any], order_id: OrderIdPath, db: NamedDependency[asyncpg.Connection]
     ) -> Response[OrderView]:
         view = await service.get_order(db, request.user.tenant_id, order_id)
-        return Response(view, headers={"ETag": _etag(view)})
+        return Response(view, headers={"ETag": content_etag(view)})
 
     @post(
         "/{order_id:str}/refunds",

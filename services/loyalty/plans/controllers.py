@@ -22,7 +22,7 @@ from services.loyalty.plans.schemas import (
     SubscriptionStarted,
 )
 from shared.auth import Principal, requires_admin
-from shared.http import outcome_response, problem_responses
+from shared.http import content_etag, outcome_response, problem_responses
 from shared.idempotency import run_idempotent
 from shared.pagination import Page
 
@@ -64,7 +64,7 @@ class PlanController(Controller):
         if_match: Annotated[str | None, HeaderParameter(name="If-Match", max_length=200)] = None,
     ) -> Response[Plan]:
         created, plan = await service.put_plan(db, request.user.tenant_id, code, data, if_match)
-        return Response(plan, status_code=201 if created else 200, headers={"ETag": service.etag(plan)})
+        return Response(plan, status_code=201 if created else 200, headers={"ETag": content_etag(plan)})
 
     @get(
         "/",
@@ -93,7 +93,7 @@ class PlanController(Controller):
         self, request: Request[Principal, Any, Any], code: PlanCode, db: NamedDependency[asyncpg.Connection]
     ) -> Response[Plan]:
         plan = await service.get_plan(db, request.user.tenant_id, code)
-        return Response(plan, headers={"ETag": service.etag(plan)})
+        return Response(plan, headers={"ETag": content_etag(plan)})
 
 
 class SubscriptionController(Controller):
@@ -171,7 +171,7 @@ class SubscriptionController(Controller):
         db: NamedDependency[asyncpg.Connection],
     ) -> Response[Subscription]:
         view = await service.get_subscription(db, request.user.tenant_id, subscription_id)
-        return Response(view, headers={"ETag": service.etag(view)})
+        return Response(view, headers={"ETag": content_etag(view)})
 
     @post(
         "/subscriptions/{subscription_id:str}/cancel",

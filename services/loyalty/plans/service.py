@@ -8,9 +8,7 @@ extends it and a renewal after a lapse starts at payment, never at the lapsed en
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -33,6 +31,7 @@ from services.loyalty.tiers.schemas import Tier
 from services.loyalty.tiers.service import load_tiers
 from shared.errors import DomainError
 from shared.events.outbox import emit
+from shared.http import content_etag
 from shared.pagination import Page, decode_cursor, encode_cursor
 from shared.timestamps import checked_time
 
@@ -40,7 +39,6 @@ __all__ = [
     "FUTURE_SKEW",
     "cancel_subscription",
     "effective_tier",
-    "etag",
     "get_plan",
     "get_subscription",
     "list_plans",
@@ -75,10 +73,6 @@ def subscription_view(row: asyncpg.Record) -> Subscription:
     return Subscription(**{field: row[field] for field in Subscription.__struct_fields__})
 
 
-def etag(value: Any) -> str:
-    return '"' + hashlib.sha256(msgspec.json.encode(value)).hexdigest()[:20] + '"'
-
-
 def _plan_not_found(code: str) -> DomainError:
     return DomainError("plan-not-found", 404, f"plan {code} does not exist")
 
@@ -100,7 +94,7 @@ async def put_plan(
     """Create or replace a plan: (created, plan). Existing subscriptions keep the plan as bought."""
     if if_match is not None:
         current = await repository.fetch_plan(conn, tenant_id, code)
-        if current is None or if_match.strip() not in {etag(_plan_view(current)), "*"}:
+        if current is None or if_match.strip() not in {content_etag(_plan_view(current)), "*"}:
             raise DomainError("precondition-failed", 412, f"If-Match does not match plan {code}")
     if data.tier_code is not None and data.tier_code not in {t.code for t in await load_tiers(conn, tenant_id)}:
         raise DomainError("unknown-tier", 422, f"no tier {data.tier_code}")

@@ -22,7 +22,7 @@ from services.loyalty.rewards.schemas import (
     RewardIn,
 )
 from shared.auth import Principal, requires_admin
-from shared.http import outcome_response, problem_responses
+from shared.http import content_etag, outcome_response, problem_responses
 from shared.idempotency import run_idempotent
 from shared.pagination import Page
 
@@ -92,7 +92,7 @@ class RewardController(Controller):
         self, request: Request[Principal, Any, Any], code: RewardCode, db: NamedDependency[asyncpg.Connection]
     ) -> Response[Reward]:
         reward = await service.get_reward(db, request.user.tenant_id, code)
-        return Response(reward, headers={"ETag": service.etag(reward)})
+        return Response(reward, headers={"ETag": content_etag(reward)})
 
 
 class RedemptionController(Controller):
@@ -168,7 +168,7 @@ class RedemptionController(Controller):
         db: NamedDependency[asyncpg.Connection],
     ) -> Response[Redemption]:
         view = await service.get_redemption(db, request.user.tenant_id, redemption_id)
-        return Response(view, headers={"ETag": service.etag(view)})
+        return Response(view, headers={"ETag": content_etag(view)})
 
     @post(
         "/redemptions/{redemption_id:str}/cancel",

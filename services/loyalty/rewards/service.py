@@ -13,12 +13,10 @@ rows, then the reward row last (it is the hot row under a promotion: held for th
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-import msgspec
 
 from services.loyalty import accounts
 from services.loyalty.lots import allocate_fefo, restore_allocations
@@ -36,7 +34,6 @@ from shared.timestamps import checked_time
 
 __all__ = [
     "cancel_redemption",
-    "etag",
     "get_redemption",
     "get_reward",
     "list_redemptions",
@@ -52,11 +49,6 @@ def _reward(row: asyncpg.Record) -> Reward:
 
 def _redemption(row: asyncpg.Record) -> Redemption:
     return Redemption(**{field: row[field] for field in Redemption.__struct_fields__})
-
-
-def etag(view: Reward | Redemption) -> str:
-    """Changes with every change of the resource (stock and status included)."""
-    return '"' + hashlib.sha256(msgspec.json.encode(view)).hexdigest()[:20] + '"'
 
 
 def reward_not_found(code: str) -> DomainError:

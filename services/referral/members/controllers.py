@@ -3,7 +3,6 @@ and loyalty's signed events (public: the signature is the credential)."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated, Any
 
 import asyncpg
@@ -31,7 +30,7 @@ from services.referral.members.schemas import (
 )
 from shared.auth import Principal, requires_admin
 from shared.events.outbox import Event
-from shared.http import PublicOperation, outcome_response, problem_responses
+from shared.http import PublicOperation, content_etag, outcome_response, problem_responses
 from shared.idempotency import run_idempotent
 from shared.pagination import Page
 
@@ -51,10 +50,6 @@ RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})
 Cursor = Annotated[str | None, QueryParameter(min_length=1, max_length=500)]
 
 _encode = msgspec.json.Encoder().encode
-
-
-def _etag(body: Any) -> str:
-    return 'W/"' + hashlib.blake2b(_encode(body), digest_size=12).hexdigest() + '"'
 
 
 class MemberController(Controller):
@@ -101,7 +96,7 @@ class MemberController(Controller):
     ) -> Response[Member]:
         # `conn`, no BEGIN/COMMIT: under READ COMMITTED each statement reads its own snapshot either way.
         member = await service.get_member(conn, request.user.tenant_id, member_id)
-        return Response(member, headers={"ETag": _etag(member)})
+        return Response(member, headers={"ETag": content_etag(member, weak=True)})
 
     @get(
         "/{member_id:str}/team",

@@ -23,7 +23,7 @@ from services.referral.withdrawals.schemas import (
     WithdrawalStatus,
 )
 from shared.auth import Principal, requires_admin
-from shared.http import outcome_response, problem_responses
+from shared.http import content_etag, outcome_response, problem_responses
 from shared.idempotency import run_idempotent
 from shared.pagination import Page
 
@@ -115,7 +115,7 @@ class WithdrawalController(Controller):
         db: NamedDependency[asyncpg.Connection],
     ) -> Response[Withdrawal]:
         view = await service.get_withdrawal(db, request.user.tenant_id, withdrawal_id)
-        return Response(view, headers={"ETag": service.etag(view)})
+        return Response(view, headers={"ETag": content_etag(view)})
 
     @post(
         "/withdrawals/{withdrawal_id:str}/approve",

@@ -13,12 +13,10 @@ keys, so a `complete` refused while `requested` succeeds once the withdrawal is 
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
-import msgspec
 
 from services.referral import accounts
 from services.referral.program.service import load_program
@@ -29,7 +27,7 @@ from shared.events.outbox import emit
 from shared.ledger import Leg, balances, post_entry
 from shared.pagination import Page, decode_cursor, encode_cursor
 
-__all__ = ["Action", "etag", "fee_for", "get_withdrawal", "list_withdrawals", "request_withdrawal", "transition"]
+__all__ = ["Action", "fee_for", "get_withdrawal", "list_withdrawals", "request_withdrawal", "transition"]
 
 Action = Literal["approve", "reject", "complete", "fail"]
 
@@ -200,8 +198,3 @@ async def list_withdrawals(
     items = [_view(row) for row in rows[:limit]]
     last = items[-1] if len(rows) > limit else None
     return Page(items=items, next_cursor=encode_cursor([last.requested_at, last.withdrawal_id]) if last else None)
-
-
-def etag(view: Withdrawal) -> str:
-    """Changes with every transition (status and updated_at are in the view)."""
-    return '"' + hashlib.sha256(msgspec.json.encode(view)).hexdigest()[:20] + '"'
