@@ -190,3 +190,37 @@ async def test_refunds_racing_the_release_job_neither_deadlock_nor_double(referr
     }
     assert (await commission(referral_client, tenant, "A"))["available"] == 4 * 12 * 25
     await assert_ledger_ok(referral_client, tenant)
+
+
+async def test_orders_and_refunds_of_one_buyer_racing_neither_deadlock_nor_lose_statistics(
+    referral_client, tenant
+) -> None:
+    """Both take the chain's accounts, then the buyer's row (the lock order): all succeed, nothing is lost."""
+    await chain(referral_client, tenant, "A", "B", "C")
+    for n in range(4):
+        await place(referral_client, tenant, order_body(f"o-{n}", "C", ("sku-1", 1000), ("sku-2", 1000)))
+    await run_release(referral_client, tenant, RELEASE_AT)  # refunds now take from available
+
+    orders = [
+        referral_client.post("/v1/orders", json=order_body(f"n-{n}", "C", ("sku-1", 1000)), headers=tenant.client)
+        for n in range(8)
+    ]
+    refunds = [refund(referral_client, tenant, f"o-{n}", f"r-{n}", ("sku-1", 1000)) for n in range(4)]
+    responses = await asyncio.gather(*orders, *refunds)
+    assert [r.status_code for r in responses] == [201] * 12, [r.text for r in responses if r.status_code != 201]
+
+    assert await commission(referral_client, tenant, "B") == {
+        "frozen": 8 * 100,
+        "available": 4 * 200 - 4 * 100,
+        "withdrawing": 0,
+        "debt": 0,
+    }
+    assert await commission(referral_client, tenant, "A") == {
+        "frozen": 8 * 50,
+        "available": 4 * 100 - 4 * 50,
+        "withdrawing": 0,
+        "debt": 0,
+    }
+    buyer = (await referral_client.get("/v1/members/C", headers=tenant.client)).json()
+    assert (buyer["order_count"], buyer["paid_amount"]) == (12, 4 * 2000 + 8 * 1000 - 4 * 1000)
+    await assert_ledger_ok(referral_client, tenant)

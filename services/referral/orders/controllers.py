@@ -48,7 +48,7 @@ class OrderController(Controller):
     ) -> Response[bytes]:
         tenant_id = request.user.tenant_id
         # Before the claim: an unregistered buyer is not a pinned refusal (see the description). The same
-        # statement reads everything the order is priced on and locks the buyer's row.
+        # statement reads everything the order is priced on.
         snapshot = await service.snapshot_chain(db, tenant_id, data.buyer_id)
         prepared: list[service.PreparedOrder] = []
 

@@ -11,7 +11,6 @@ from shared.events.outbox import outbox_ctes
 
 __all__ = [
     "apply_refund",
-    "count_refund",
     "due_commissions",
     "fetch_order_view",
     "insert_order",
@@ -31,17 +30,13 @@ _TENANT = "SELECT currency, timezone FROM tenants WHERE tenant_id = $1"
 # row (none: the defaults), and the buyer (depth 0) with their ancestors up to the legal maximum of
 # three levels (the caller keeps the programme's depth), each with distributor status, level and the
 # level's rates. No chain (NULL) means no such buyer; no row at all means no such tenant.
-# The buyer's row is locked here, first (the lock order): the order's write updates its statistics after
-# posting to the chain's accounts, and a refund of the buyer's other order takes the row before those.
 _SNAPSHOT = """
 SELECT t.currency, t.timezone, pr.config, pr.version, pr.updated_at,
        (SELECT json_agg(c ORDER BY c.depth)
-          FROM (SELECT * FROM (
-                    SELECT 0 AS depth, m.member_id, m.distributor_status, m.distributor_level, dl.rates_bps
-                      FROM members m
-                      LEFT JOIN distributor_levels dl ON dl.tenant_id = m.tenant_id AND dl.code = m.distributor_level
-                     WHERE m.tenant_id = $1 AND m.member_id = $2
-                       FOR NO KEY UPDATE OF m) buyer
+          FROM (SELECT 0 AS depth, m.member_id, m.distributor_status, m.distributor_level, dl.rates_bps
+                  FROM members m
+                  LEFT JOIN distributor_levels dl ON dl.tenant_id = m.tenant_id AND dl.code = m.distributor_level
+                 WHERE m.tenant_id = $1 AND m.member_id = $2
                 UNION ALL
                 SELECT p.depth, m.member_id, m.distributor_status, m.distributor_level, dl.rates_bps
                   FROM referral_paths p
@@ -54,9 +49,10 @@ SELECT t.currency, t.timezone, pr.config, pr.version, pr.updated_at,
 """
 
 # The order after its ledger entry, in one statement (foreign keys are checked at its end): the buyer's
-# team statistics (§6.6: paid orders and net paid amount; the row is locked by the snapshot), the order,
-# its lines, its commission rows and, when it accrued anything ($9, the entry), `commission.accrued`
-# with its webhook deliveries (as `shared.events.outbox.emit` writes them).
+# team statistics (§6.6: paid orders and net paid amount; the row is locked here, after the accounts,
+# and held only until the commit), the order, its lines, its commission rows and, when it accrued
+# anything ($9, the entry), `commission.accrued` with its webhook deliveries (as
+# `shared.events.outbox.emit` writes them).
 _INSERT_ORDER = f"""
 WITH b AS (
     UPDATE members SET order_count = order_count + 1, paid_amount = paid_amount + $6
@@ -79,8 +75,6 @@ WITH b AS (
 ), {outbox_ctes(tenant="$1", event_type="'commission.accrued'", occurred_at="$5", data="$21", when="$9 IS NOT NULL")}
 SELECT created_at FROM o
 """
-
-_COUNT_REFUND = "UPDATE members SET paid_amount = paid_amount - $3 WHERE tenant_id = $1 AND member_id = $2"
 
 _LOCK_ORDER = """
 SELECT order_id, buyer_id, currency, paid_at, received_at, total_amount, refunded_amount
@@ -122,8 +116,11 @@ SELECT a.tenant_id, a.code, a.debits_posted, a.credits_posted
    FOR NO KEY UPDATE
 """
 
+# The refund after its ledger entry, in one statement; the buyer's statistics ($13) come last here too.
 _APPLY_REFUND = """
-WITH r AS (
+WITH b AS (
+    UPDATE members SET paid_amount = paid_amount - $4 WHERE tenant_id = $1 AND member_id = $13
+), r AS (
     INSERT INTO refunds (tenant_id, refund_id, order_id, amount, items, entry_id)
     VALUES ($1, $3, $2, $4, $5, $6)
     RETURNING created_at
@@ -239,10 +236,6 @@ async def insert_order(
     return created_at
 
 
-async def count_refund(conn: asyncpg.Connection, tenant_id: str, buyer_id: str, refunded_amount: int) -> None:
-    await conn.execute(_COUNT_REFUND, tenant_id, buyer_id, refunded_amount)
-
-
 async def lock_order(conn: asyncpg.Connection, tenant_id: str, order_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(_LOCK_ORDER, tenant_id, order_id)
 
@@ -272,6 +265,7 @@ async def apply_refund(
     tenant_id: str,
     *,
     order_id: str,
+    buyer_id: str,
     refund_id: str,
     amount: int,
     items: list[dict[str, Any]],
@@ -280,7 +274,7 @@ async def apply_refund(
     reversals: tuple[list[str], list[int], list[int], list[int]],
 ) -> datetime:
     created_at: datetime = await conn.fetchval(
-        _APPLY_REFUND, tenant_id, order_id, refund_id, amount, items, entry_id, *item_refunds, *reversals
+        _APPLY_REFUND, tenant_id, order_id, refund_id, amount, items, entry_id, *item_refunds, *reversals, buyer_id
     )
     return created_at
 

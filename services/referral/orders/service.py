@@ -8,8 +8,9 @@ Rates, per item and level, first match wins:
 Mixed distributor levels could add up to more than 100 % of an item: deeper levels then get only what is
 left, so an item never pays more commission than was paid for it. Commission = floor(amount × rate / 10000).
 
-Lock order, the same in every flow here (and the ledger's): order row, commission rows, the buyer's
-member row, then the members' accounts in (tenant, account id) order.
+Lock order, the same in every flow here (and the ledger's): order row, commission rows, the members'
+accounts in (tenant, account id) order, then the buyer's member row (team statistics): taken last, so
+it is held only from the final write to the commit.
 """
 
 from __future__ import annotations
@@ -223,8 +224,8 @@ def prepare_order(data: OrderIn, snapshot: ChainSnapshot, now: datetime) -> Prep
 
 async def apply_order(conn: asyncpg.Connection, tenant_id: str, data: OrderIn, prepared: PreparedOrder) -> None:
     """Write a prepared order: its commission into the chain's frozen accounts as one ledger entry, then
-    the order with its rows, the buyer's statistics and `commission.accrued` in one statement. The
-    buyer's row is already locked (by the snapshot), so the lock order holds."""
+    the order with its rows, the buyer's statistics and `commission.accrued` in one statement (the
+    buyer's row after the accounts: the lock order)."""
     view, per_member = prepared.view, prepared.per_member
     entry_id = None
     event = None
@@ -371,7 +372,6 @@ async def refund_order(conn: asyncpg.Connection, tenant_id: str, order: asyncpg.
         if target > row["reversed_amount"]:
             due.append((row, target - row["reversed_amount"]))
 
-    await repository.count_refund(conn, tenant_id, order["buyer_id"], refund_total)
     available: dict[str, int] = {}
     if any(row["state"] == "released" for row, _ in due):
         members = sorted({row["beneficiary_id"] for row, _ in due})
@@ -433,6 +433,7 @@ async def refund_order(conn: asyncpg.Connection, tenant_id: str, order: asyncpg.
         conn,
         tenant_id,
         order_id=order_id,
+        buyer_id=order["buyer_id"],
         refund_id=data.refund_id,
         amount=refund_total,
         items=[msgspec.to_builtins(line) for line in data.items],
