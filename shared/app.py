@@ -20,7 +20,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import AuthMiddleware, KeyCache
 from shared.controllers import HealthController, JobController, LedgerController, TenantController
-from shared.db import create_pool, provide_connection, provide_transaction
+from shared.db import create_pool, provide_connection, provide_transaction, request_slots
 from shared.events.controllers import WebhookController
 from shared.events.webhooks import DELIVER_WEBHOOKS
 from shared.finance.controllers import FinanceController, LiabilityController
@@ -65,6 +65,7 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         app.state.pool = await create_pool(settings)
+        app.state.request_slots = request_slots(settings)
         watch_pool(settings.service, app.state.pool)
         scheduler = Scheduler(app.state.pool, all_jobs, settings)
         if settings.scheduler_enabled:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncGenerator
 
@@ -10,7 +11,7 @@ from litestar.datastructures import State
 
 from shared.settings import Settings
 
-__all__ = ["create_pool", "provide_connection", "provide_transaction"]
+__all__ = ["create_pool", "provide_connection", "provide_transaction", "request_slots"]
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -42,10 +43,18 @@ async def create_pool(settings: Settings, *, min_size: int | None = None, max_si
     return pool
 
 
+def request_slots(settings: Settings) -> asyncio.Semaphore:
+    """Requests take a pool connection in arrival order. asyncpg's pool is not fair: a waiter woken for
+    a returned connection can lose it to a newcomer and go back to the end of the line, so with a pool
+    smaller than the requests in flight some wait many times over (docs/benchmarks.md). An asyncio
+    semaphore of the pool's size queues them first-come, first-served."""
+    return asyncio.Semaphore(settings.pool_max_size)
+
+
 async def provide_transaction(state: State) -> AsyncGenerator[asyncpg.Connection, None]:
     """One connection in one transaction for the whole request; committed before the response."""
     pool: asyncpg.Pool = state.pool
-    async with pool.acquire() as conn:
+    async with state.request_slots, pool.acquire() as conn:
         tx = conn.transaction()
         await tx.start()
         try:
@@ -60,5 +69,5 @@ async def provide_transaction(state: State) -> AsyncGenerator[asyncpg.Connection
 async def provide_connection(state: State) -> AsyncGenerator[asyncpg.Connection, None]:
     """A connection without a transaction, for reads that stream or run several short transactions."""
     pool: asyncpg.Pool = state.pool
-    async with pool.acquire() as conn:
+    async with state.request_slots, pool.acquire() as conn:
         yield conn
