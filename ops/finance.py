@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from shared.errors import DomainError
-from shared.ledger.export import ExportSummary, ExportWindow, Format, export_entries
+from shared.ledger.export import ExportSummary, ExportWindow, Format, export_entries, parse_csv_trailer
 from shared.ledger.liability import LiabilityReport, LiabilitySpec, liability_report
 from shared.ledger.reports import statement, trial_balance
 
@@ -85,7 +85,7 @@ def _summary_of(out: Path, fmt: Format) -> ExportSummary:
         return msgspec.json.decode(raw, type=ExportSummary)
     last = out.read_bytes().rstrip(b"\n").rsplit(b"\n", 1)[-1]
     if fmt == "csv":
-        return msgspec.json.decode(last[1:], type=ExportSummary)
+        return parse_csv_trailer(last)
     return msgspec.json.decode(last, type=dict[str, ExportSummary])["trailer"]
 
 

@@ -91,12 +91,6 @@ class KeyCache:
         self._items: dict[bytes, tuple[float, Principal | None]] = {}
         self._pending: dict[bytes, asyncio.Task[Principal | None]] = {}
 
-    def get(self, digest: bytes) -> tuple[bool, Principal | None]:
-        hit = self._items.get(digest)
-        if hit is None or hit[0] < time.monotonic():
-            return False, None
-        return True, hit[1]
-
     def put(self, digest: bytes, principal: Principal | None, read_at: float | None = None) -> None:
         if len(self._items) >= self.max_entries:
             self._items.clear()

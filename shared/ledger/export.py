@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
 import msgspec
 
 from shared.ledger.reports import Basis
+from shared.timestamps import EARLIEST, LATEST
 
 __all__ = [
     "COLUMNS",
@@ -63,9 +64,6 @@ PARQUET_BATCH = 16_384  # rows per row group and per fetch: bounds memory (Pytho
 JSONL_BATCH = 10_000
 # Exports outlive the request statement timeout by design; bounded all the same.
 STATEMENT_TIMEOUT = "30min"
-# Open window bounds: inside every real timestamp (shared.timestamps refuses anything outside).
-_BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
-_END = datetime(3000, 1, 1, tzinfo=UTC)
 
 
 class ExportWindow(msgspec.Struct, frozen=True, kw_only=True):
@@ -135,7 +133,8 @@ _encode = msgspec.json.Encoder().encode
 
 
 def _bounds(window: ExportWindow) -> tuple[str, datetime, datetime]:
-    return window.tenant_id, window.from_ or _BEGINNING, window.to or _END
+    # An open side is the range every stored timestamp lies in (shared.timestamps refuses the rest).
+    return window.tenant_id, window.from_ or EARLIEST, window.to or LATEST
 
 
 async def _summary(conn: asyncpg.Connection, window: ExportWindow) -> ExportSummary:
