@@ -95,7 +95,6 @@ async def test_statement_opening_plus_lines_is_closing_across_pages(books: Books
     assert pages == 2
     assert [line["credit"] - line["debit"] for line in lines] == [10, 20, 30, -15]
     assert [line["balance_after"] for line in lines] == [110, 130, 160, 145]
-    assert lines[-1]["balance_after"] == 145
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
