@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -31,6 +32,9 @@ def decode_cursor(cursor: str, types: tuple[type, ...]) -> tuple[Any, ...]:
         values = msgspec.json.decode(raw, type=list)
         if len(values) != len(types):
             raise ValueError("wrong arity")
-        return tuple(msgspec.convert(v, t) for v, t in zip(values, types, strict=True))
+        key = tuple(msgspec.convert(v, t) for v, t in zip(values, types, strict=True))
+        if any(isinstance(v, datetime) and v.tzinfo is None for v in key):
+            raise ValueError("a naive time: the cursors issued here carry UTC times")
+        return key
     except (ValueError, binascii.Error, msgspec.DecodeError, msgspec.ValidationError):
         raise DomainError("invalid-cursor", 400, "the cursor is not one this service issued") from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -19,4 +21,13 @@ def test_cursor_round_trips(entry_id: int, code: str) -> None:
 def test_foreign_cursors_are_refused(cursor: str) -> None:
     with pytest.raises(DomainError) as caught:
         decode_cursor(cursor, (int, str))
+    assert (caught.value.type, caught.value.status) == ("invalid-cursor", 400)
+
+
+def test_cursor_times_must_carry_their_zone() -> None:
+    """The cursors issued here carry UTC times; one without a zone was not issued here (every list by time)."""
+    stamp = datetime(2026, 11, 23, 8, 0, 0, 123456, tzinfo=UTC)
+    assert decode_cursor(encode_cursor((stamp, "r-1")), (datetime, str)) == (stamp, "r-1")
+    with pytest.raises(DomainError) as caught:
+        decode_cursor(encode_cursor(("2026-11-23T08:00:00", "r-1")), (datetime, str))
     assert (caught.value.type, caught.value.status) == ("invalid-cursor", 400)

@@ -140,8 +140,6 @@ async def list_adjustments(
     before: tuple[datetime, str] | None = None
     if cursor:
         stamp, last_id = decode_cursor(cursor, (datetime, str))
-        if stamp.tzinfo is None:
-            raise DomainError("invalid-cursor", 400, "the cursor is not one this service issued")
         before = (stamp, last_id)
     if await fetch_member(conn, tenant_id, member_id) is None:
         raise member_not_found(member_id)

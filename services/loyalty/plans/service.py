@@ -351,8 +351,6 @@ async def list_subscriptions(
 ) -> Page[Subscription]:
     """A member's subscriptions, newest purchase first."""
     before = decode_cursor(cursor, (datetime, str)) if cursor else None
-    if before is not None and before[0].tzinfo is None:
-        before = (before[0].replace(tzinfo=UTC), before[1])
     if await fetch_member(conn, tenant_id, member_id) is None:
         raise member_not_found(member_id)
     rows = await repository.list_member_subscriptions(conn, tenant_id, member_id, before, limit + 1)

@@ -262,8 +262,6 @@ async def list_redemptions(
 ) -> Page[Redemption]:
     """A member's redemptions, newest first."""
     before = decode_cursor(cursor, (datetime, str)) if cursor else None
-    if before is not None and before[0].tzinfo is None:
-        raise DomainError("invalid-cursor", 400, "the cursor is not one this service issued")
     if await members.fetch_member(conn, tenant_id, member_id) is None:
         raise member_not_found(member_id)
     rows = await repository.list_member_redemptions(conn, tenant_id, member_id, before, limit + 1)
