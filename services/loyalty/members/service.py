@@ -25,6 +25,7 @@ from services.loyalty.members.schemas import (
 )
 from services.loyalty.periods import window_start
 from services.loyalty.program.schemas import ProgramConfig
+from services.loyalty.tiers import standing
 from services.loyalty.tiers.schemas import Tier
 from services.loyalty.tiers.service import check_json, ensure_tiers, load_tiers
 from shared.errors import DomainError
@@ -77,10 +78,6 @@ async def get_member(conn: asyncpg.Connection, tenant_id: str, member_id: str, a
     timezone = row["timezone"]
     config = ProgramConfig() if row["config"] is None else msgspec.convert(row["config"], ProgramConfig)
     tiers = msgspec.convert(row["tiers"], list[Tier]) if row["tiers"] else await load_tiers(conn, tenant_id)
-    by_code = {tier.code: tier for tier in tiers}
-
-    earned = by_code.get(row["earned_tier"]) if row["earned_tier"] else tiers[0]
-    earned = earned or tiers[0]
     plan = (
         PlanTier(
             code=row["plan_tier_code"],
@@ -91,8 +88,9 @@ async def get_member(conn: asyncpg.Connection, tenant_id: str, member_id: str, a
         if row["plan_tier_code"] is not None
         else None
     )
-    plan_wins = plan is not None and by_code[plan.code].rank > earned.rank
-    effective = by_code[plan.code] if plan is not None and plan_wins else earned
+    earned = standing.effective_tier(tiers, row["earned_tier"], None)
+    effective = standing.effective_tier(tiers, row["earned_tier"], row["plan_tier_code"])
+    plan_wins = effective.code != earned.code
     tier = EffectiveTier(
         code=effective.code,
         name=effective.name,

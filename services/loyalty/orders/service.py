@@ -150,15 +150,6 @@ async def order_context(conn: asyncpg.Connection, tenant_id: str, data: OrderIn)
     )
 
 
-def _effective_tier(context: OrderContext) -> Tier:
-    """The higher of the member's earned tier and the tier of a plan running at the payment time."""
-    tiers = context.tiers
-    by_code = {tier.code: tier for tier in tiers}
-    earned = by_code.get(context.earned_tier or "", tiers[0])
-    granted = by_code.get(context.plan_tier) if context.plan_tier is not None else None
-    return granted if granted is not None and granted.rank > earned.rank else earned
-
-
 async def _earning(
     conn: asyncpg.Connection,
     tenant_id: str,
@@ -205,7 +196,7 @@ async def prepare_order(
     paid_at = _check_order(data, context.currency, datetime.now(UTC))
     timezone = context.timezone
     config = context.program.config
-    tier = _effective_tier(context)
+    tier = standing.effective_tier(context.tiers, context.earned_tier, context.plan_tier)
     earning = await _earning(conn, tenant_id, data, config, tier, paid_at, timezone, context.rules)
     immediate = config.pending_days == 0
     view = OrderView(

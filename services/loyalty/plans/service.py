@@ -27,6 +27,7 @@ from services.loyalty.plans.schemas import (
 )
 from services.loyalty.points import credit_available, reverse_points
 from services.loyalty.program.service import load_program
+from services.loyalty.tiers import standing
 from services.loyalty.tiers.schemas import Tier
 from services.loyalty.tiers.service import load_tiers
 from shared.errors import DomainError
@@ -140,13 +141,11 @@ async def effective_tier(
     conn: asyncpg.Connection, tenant_id: str, member_id: str, tiers: list[Tier], at: datetime
 ) -> Tier:
     """The higher of the member's earned tier and the tier of a plan running at `at` (as GET member)."""
-    by_code = {tier.code: tier for tier in tiers}
     member = await fetch_member(conn, tenant_id, member_id)
-    earned_code = member["earned_tier"] if member is not None else None
-    earned = by_code.get(earned_code, tiers[0]) if earned_code else tiers[0]
     plan = await active_plan_tier(conn, tenant_id, member_id, at)
-    granted = by_code.get(plan["tier_code"]) if plan is not None else None
-    return granted if granted is not None and granted.rank > earned.rank else earned
+    return standing.effective_tier(
+        tiers, member["earned_tier"] if member is not None else None, plan["tier_code"] if plan is not None else None
+    )
 
 
 async def record_plan_tier_change(

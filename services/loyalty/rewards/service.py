@@ -24,6 +24,7 @@ from services.loyalty.members import repository as members
 from services.loyalty.members.service import member_not_found
 from services.loyalty.rewards import repository
 from services.loyalty.rewards.schemas import Redemption, RedemptionIn, Reward, RewardIn
+from services.loyalty.tiers import standing
 from services.loyalty.tiers.schemas import Tier
 from services.loyalty.tiers.service import check_json, ensure_tiers, load_tiers
 from shared.errors import DomainError
@@ -116,13 +117,9 @@ async def _effective_rank(
 ) -> int:
     """The rank of the member's effective tier: the higher of the earned tier and an active plan's
     (as the member view computes it; earned_tier NULL is the entry tier)."""
-    by_code = {tier.code: tier for tier in tiers}
-    earned = member["earned_tier"]
-    rank = by_code[earned].rank if earned in by_code else tiers[0].rank
     plan = await members.active_plan_tier(conn, tenant_id, member["member_id"], now)
-    if plan is not None and plan["tier_code"] in by_code:
-        rank = max(rank, by_code[plan["tier_code"]].rank)
-    return rank
+    plan_code = plan["tier_code"] if plan is not None else None
+    return standing.effective_tier(tiers, member["earned_tier"], plan_code).rank
 
 
 async def _check_reward(

@@ -24,6 +24,7 @@ __all__ = [
     "TierReason",
     "add_qualifying",
     "change_tier",
+    "effective_tier",
     "qualified_tier",
     "qualifying_total",
     "upgrade_if_qualified",
@@ -31,6 +32,15 @@ __all__ = [
 
 QualifyingSource = Literal["purchase", "refund", "task", "adjustment", "plan"]
 TierReason = Literal["upgrade", "downgrade", "plan_started", "plan_ended", "refund", "admin"]
+
+
+def effective_tier(tiers: list[Tier], earned_code: str | None, plan_code: str | None) -> Tier:
+    """The tier a member is treated as: the higher of the earned tier (none or an unknown code: the
+    entry tier, `tiers[0]` by rank) and the tier of a running plan (an unknown code: no plan)."""
+    by_code = {tier.code: tier for tier in tiers}
+    earned = by_code.get(earned_code or "", tiers[0])
+    granted = by_code.get(plan_code) if plan_code is not None else None
+    return granted if granted is not None and granted.rank > earned.rank else earned
 
 
 class TierChange(msgspec.Struct, frozen=True, kw_only=True):
