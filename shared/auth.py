@@ -13,12 +13,15 @@ from typing import Any, Literal
 import asyncpg
 import msgspec
 import structlog
+from litestar import Request
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware.authentication import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import Receive, Send
 from litestar.types import Scope as ASGIScope
+
+from shared.http import http_problem
 
 __all__ = [
     "OPERATOR",
@@ -146,7 +149,14 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
 
     async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
         if scope["type"] in self.scopes and not self._bypass(scope):
-            principal = await self._authenticate(scope)
+            try:
+                principal = await self._authenticate(scope)
+            except HTTPException as refusal:
+                # Answered here, inside the request-id and metrics middleware: raised, the refusal was
+                # answered outside them (counted as a 200 taking no time, and without X-Request-ID).
+                request: Request[Any, Any, Any] = Request(scope, receive)
+                await http_problem(request, refusal).to_asgi_response(app=None, request=request)(scope, receive, send)
+                return
             scope["user"] = principal
             scope["auth"] = principal
         await self.app(scope, receive, send)

@@ -22,6 +22,7 @@ __all__ = [
     "EXCEPTION_HANDLERS",
     "PublicOperation",
     "content_etag",
+    "http_problem",
     "outcome_response",
     "problem_responses",
     "strict_body",
@@ -95,6 +96,11 @@ def _problem(
 
 def _on_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Problem]:
     return _problem(request, exc.problem(request.url.path))
+
+
+def http_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
+    """The problem+json answer to a framework refusal (401, 403, 404, 405, 413...)."""
+    return _on_http_exception(request, exc)
 
 
 def _on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:

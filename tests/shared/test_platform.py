@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import asyncpg
 import httpx
 
@@ -132,3 +134,28 @@ async def test_readyz_is_503_when_the_pool_has_no_free_connection(database_url: 
         free = await client.get("/readyz")
     assert busy.status_code == 503 and busy.json()["type"] == "unavailable"
     assert free.status_code == 200
+
+
+def _requests_total(metrics: str, path: str, status: int) -> float:
+    """The loyalty app's `http_requests_total` of GET `path` answered with `status` (0 when none yet)."""
+    wanted = {"app_name": "loyalty", "method": "GET", "path": path, "status_code": str(status)}
+    for line in metrics.splitlines():
+        if line.startswith("http_requests_total{"):
+            labels, value = line[len("http_requests_total{") :].rsplit("} ", 1)
+            if dict(re.findall(r'(\w+)="([^"]*)"', labels)) == wanted:
+                return float(value)
+    return 0.0
+
+
+async def test_an_auth_refusal_carries_its_request_id_and_is_counted_as_a_401(
+    loyalty_client: httpx.AsyncClient,
+) -> None:
+    path = "/v1/members/{member_id}"
+    before = _requests_total((await loyalty_client.get("/metrics")).text, path, 401)
+    refused = await loyalty_client.get(
+        "/v1/members/m-1", headers={"Authorization": "Bearer ak_unknown", "X-Request-ID": "refused-1"}
+    )
+    assert refused.status_code == 401 and refused.json()["type"] == "unauthorized"
+    assert refused.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert refused.headers["x-request-id"] == "refused-1"
+    assert _requests_total((await loyalty_client.get("/metrics")).text, path, 401) == before + 1
