@@ -100,10 +100,6 @@ def _on_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Respo
 
 def http_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
     """The problem+json answer to a framework refusal (401, 403, 404, 405, 413...)."""
-    return _on_http_exception(request, exc)
-
-
-def _on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
     status = exc.status_code
     errors = None
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
@@ -148,7 +144,7 @@ def _dispatch(request: Request[Any, Any, Any], exc: BaseException) -> Response[P
     if isinstance(exc, DomainError):
         return _on_domain_error(request, exc)
     if isinstance(exc, HTTPException):
-        return _on_http_exception(request, exc)
+        return http_problem(request, exc)
     if isinstance(exc, asyncpg.PostgresError):
         return _on_database_error(request, exc)
     if isinstance(exc, OSError | asyncpg.InterfaceError):
@@ -169,7 +165,7 @@ def _on_any(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     DomainError: _on_domain_error,
-    HTTPException: _on_http_exception,
+    HTTPException: http_problem,
     asyncpg.PostgresError: _on_database_error,
     Exception: _on_any,
 }
