@@ -19,7 +19,12 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["kernel_downgrade_sql", "kernel_upgrade_sql"]
+__all__ = [
+    "kernel_downgrade_sql",
+    "kernel_upgrade_sql",
+    "post_entry_generic_plan_downgrade_sql",
+    "post_entry_generic_plan_upgrade_sql",
+]
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -275,6 +280,17 @@ DROP FUNCTION IF EXISTS {s}.accounts_guard();
 """
 
 
+_POST_ENTRY_SIGNATURE = (
+    "{s}.post_entry(text, text, text, bytea, text[], bigint[], timestamptz, text, text, jsonb, bigint)"
+)
+
+# Kernel revision 2. The legs arrive as arrays: a custom plan knows their length and so always
+# looks cheaper than the generic one, and every call planned the postings INSERT again (about a
+# fifth of post_entry's time). The generic plan is the same index nested loop over the legs.
+_POST_ENTRY_GENERIC_PLAN = f"ALTER FUNCTION {_POST_ENTRY_SIGNATURE} SET plan_cache_mode = force_generic_plan;"
+_POST_ENTRY_CHOSEN_PLAN = f"ALTER FUNCTION {_POST_ENTRY_SIGNATURE} RESET plan_cache_mode;"
+
+
 def _check(schema: str) -> str:
     if not _SCHEMA_NAME.match(schema):
         raise ValueError(f"not a plain schema name: {schema!r}")
@@ -288,3 +304,12 @@ def kernel_upgrade_sql(schema: str) -> str:
 
 def kernel_downgrade_sql(schema: str) -> str:
     return _DOWNGRADE.format(s=_check(schema))
+
+
+def post_entry_generic_plan_upgrade_sql(schema: str) -> str:
+    """Kernel revision 2: `post_entry` plans its statements once per connection, not once per call."""
+    return _POST_ENTRY_GENERIC_PLAN.format(s=_check(schema))
+
+
+def post_entry_generic_plan_downgrade_sql(schema: str) -> str:
+    return _POST_ENTRY_CHOSEN_PLAN.format(s=_check(schema))

@@ -62,3 +62,22 @@ def test_concurrent_migrations_serialise(fresh_database) -> None:
     assert [run.wait(timeout=120) for run in runs] == [0, 0, 0]
     for schema in SERVICES:
         assert asyncio.run(_version(url, schema)) == HEADS[schema]
+
+
+async def _post_entry_settings(url: str, schema: str) -> list[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT p.proconfig FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+            " WHERE n.nspname = $1 AND p.proname = 'post_entry'",
+            schema,
+        )
+        return list(row["proconfig"] or [])
+    finally:
+        await conn.close()
+
+
+def test_every_service_posts_entries_with_one_generic_plan(database_url) -> None:
+    """Kernel revision 2 reached both schemas: a service missing it re-plans every ledger write."""
+    for schema in SERVICES:
+        assert asyncio.run(_post_entry_settings(database_url, schema)) == ["plan_cache_mode=force_generic_plan"]
