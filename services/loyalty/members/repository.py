@@ -7,6 +7,8 @@ from typing import Any
 
 import asyncpg
 
+from services.loyalty.tiers.repository import qualifying_sum_sql
+
 __all__ = [
     "active_plan_tier",
     "member_view",
@@ -80,10 +82,7 @@ SELECT m.member_id, m.attributes, m.joined_at, m.earned_tier, m.tier_since, m.ve
  WHERE m.tenant_id = $1 AND m.member_id = $2
 """
 
-_QUALIFYING = """
-SELECT coalesce(sum(points), 0)::bigint FROM qualifying_points
- WHERE tenant_id = $1 AND member_id = $2 AND ($3::timestamptz IS NULL OR occurred_at >= $3) AND occurred_at <= $4
-"""
+_QUALIFYING = f"SELECT {qualifying_sum_sql('$1', '$2', '$3', '$4')}"
 
 
 async def upsert_member(

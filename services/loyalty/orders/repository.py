@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from services.loyalty.tiers.repository import qualifying_sum_sql
 from shared.events.outbox import outbox_ctes
 
 __all__ = [
@@ -85,9 +86,7 @@ WITH o AS (
 ), {outbox_ctes(tenant="$1", event_type="'points.earned'", occurred_at="$5", data="$26", when="$7 <> 0")}
 SELECT m.earned_tier,
        CASE WHEN $7 <> 0 AND m.earned_tier IS DISTINCT FROM $29 THEN
-           (SELECT coalesce(sum(qp.points), 0)::bigint FROM qualifying_points qp
-             WHERE qp.tenant_id = $1 AND qp.member_id = $3
-               AND ($27::timestamptz IS NULL OR qp.occurred_at >= $27) AND qp.occurred_at <= $28)
+           {qualifying_sum_sql("$1", "$3", "$27", "$28")}
        END AS qualifying
   FROM members m
  WHERE m.tenant_id = $1 AND m.member_id = $3

@@ -14,12 +14,22 @@ __all__ = [
     "lock_tiers",
     "mark_evaluated",
     "member_exists",
+    "qualifying_sum_sql",
     "seed_default_tiers",
     "set_downgrade_due",
     "upsert_tier",
 ]
 
 _COLUMNS = "code, name, rank, threshold, multiplier_bps, benefits, version, updated_at"
+
+
+def qualifying_sum_sql(tenant: str, member: str, since: str, until: str) -> str:
+    """A scalar subquery: the member's qualifying points in the window [since, until], with no lower
+    bound when `since` is NULL. The arguments are SQL expressions (the caller's placeholders)."""
+    return f"""(SELECT coalesce(sum(qp.points), 0)::bigint FROM qualifying_points qp
+      WHERE qp.tenant_id = {tenant} AND qp.member_id = {member}
+        AND ({since}::timestamptz IS NULL OR qp.occurred_at >= {since}) AND qp.occurred_at <= {until})"""
+
 
 # A new tenant's tiers (§5.2); ON CONFLICT without a target: an existing code or rank is kept.
 _SEED = """

@@ -14,6 +14,7 @@ import msgspec
 
 from services.loyalty.periods import window_start
 from services.loyalty.program.schemas import ProgramConfig
+from services.loyalty.tiers.repository import qualifying_sum_sql
 from services.loyalty.tiers.schemas import Tier
 from services.loyalty.tiers.service import load_tiers
 from shared.events.outbox import emit
@@ -57,11 +58,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)
 """
 
 # The member's earned tier and qualifying total in the window [$3, $4] (no lower bound when $3 is NULL).
-_STANDING = """
-SELECT m.earned_tier,
-       (SELECT coalesce(sum(q.points), 0)::bigint FROM qualifying_points q
-         WHERE q.tenant_id = $1 AND q.member_id = $2
-           AND ($3::timestamptz IS NULL OR q.occurred_at >= $3) AND q.occurred_at <= $4) AS qualifying
+_STANDING = f"""
+SELECT m.earned_tier, {qualifying_sum_sql("$1", "$2", "$3", "$4")} AS qualifying
   FROM members m
  WHERE m.tenant_id = $1 AND m.member_id = $2
 """
