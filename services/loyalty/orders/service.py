@@ -31,7 +31,7 @@ from services.loyalty.orders.schemas import (
 )
 from services.loyalty.periods import window_start
 from services.loyalty.program.schemas import ProgramConfig
-from services.loyalty.program.service import ActiveProgram, load_program
+from services.loyalty.program.service import ActiveProgram, load_program, program_of
 from services.loyalty.tiers import standing
 from services.loyalty.tiers.schemas import Tier
 from services.loyalty.tiers.service import load_tiers
@@ -129,14 +129,7 @@ async def order_context(conn: asyncpg.Connection, tenant_id: str, data: OrderIn)
     assert row is not None  # the key's tenant exists
     if row["member_id"] is None:
         raise member_not_found(data.member_id)
-    if row["config"] is None:
-        program = ActiveProgram(config=ProgramConfig(), version=0, updated_at=None)
-    else:
-        program = ActiveProgram(
-            config=msgspec.convert(row["config"], ProgramConfig),
-            version=row["program_version"],
-            updated_at=row["program_updated_at"],
-        )
+    program = program_of(row["config"], row["program_version"], row["program_updated_at"])
     tiers = msgspec.convert(row["tiers"], list[Tier]) if row["tiers"] else await load_tiers(conn, tenant_id)
     return OrderContext(
         currency=row["currency"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -11,7 +12,7 @@ from services.loyalty.program import repository
 from services.loyalty.program.schemas import ExpiryPolicy, Program, ProgramConfig, TierWindow
 from shared.errors import DomainError
 
-__all__ = ["ActiveProgram", "etag", "load_program", "normalise", "put_program", "read_program"]
+__all__ = ["ActiveProgram", "etag", "load_program", "normalise", "program_of", "put_program", "read_program"]
 
 # The parameter each kind takes, and its default when absent; kinds not listed take none.
 _EXPIRY_N = {"rolling_days": 365, "end_of_month_after": 12, "end_of_year": 1}
@@ -55,17 +56,21 @@ def normalise(config: ProgramConfig) -> ProgramConfig:
     )
 
 
+def program_of(config: Any, version: int, updated_at: datetime | None) -> ActiveProgram:
+    """The programme from its stored columns, read alone or joined into a caller's context statement;
+    the defaults (version 0) when the tenant has none (`config` NULL)."""
+    if config is None:
+        return ActiveProgram(config=ProgramConfig(), version=0, updated_at=None)
+    return ActiveProgram(config=msgspec.convert(config, ProgramConfig), version=version, updated_at=updated_at)
+
+
 def _active(row: asyncpg.Record) -> ActiveProgram:
-    return ActiveProgram(
-        config=msgspec.convert(row["config"], ProgramConfig), version=row["version"], updated_at=row["updated_at"]
-    )
+    return program_of(row["config"], row["version"], row["updated_at"])
 
 
 async def load_program(conn: asyncpg.Connection, tenant_id: str) -> ActiveProgram:
     row = await repository.fetch_program(conn, tenant_id)
-    if row is None:
-        return ActiveProgram(config=ProgramConfig(), version=0, updated_at=None)
-    return _active(row)
+    return program_of(None, 0, None) if row is None else _active(row)
 
 
 def _view(program: ActiveProgram) -> Program:

@@ -9,6 +9,7 @@ import asyncpg
 
 __all__ = [
     "active_plan_codes",
+    "completion_context",
     "cooldown_conflict",
     "fetch_task",
     "finish_completion",
@@ -45,6 +46,18 @@ RETURNING {_COLUMNS}, (xmax = 0) AS created
 """
 
 _FETCH = f"SELECT {_COLUMNS} FROM tasks WHERE tenant_id = $1 AND code = $2"
+
+# What a completion starts from, in one statement: the tenant's time zone, the member (NULL id: none),
+# the task's columns (NULL code: none) and the programme (NULL config: the defaults).
+_CONTEXT = f"""
+SELECT t.timezone, m.member_id, m.earned_tier, {", ".join("k." + c for c in _COLUMNS.split(", "))},
+       p.config, p.version AS program_version, p.updated_at AS program_updated_at
+  FROM tenants t
+  LEFT JOIN members m ON m.tenant_id = t.tenant_id AND m.member_id = $2
+  LEFT JOIN tasks k ON k.tenant_id = t.tenant_id AND k.code = $3
+  LEFT JOIN programs p ON p.tenant_id = t.tenant_id
+ WHERE t.tenant_id = $1
+"""
 
 _LIST = f"""
 SELECT {_COLUMNS} FROM tasks
@@ -147,6 +160,12 @@ async def upsert_task(
 
 async def fetch_task(conn: asyncpg.Connection, tenant_id: str, code: str) -> asyncpg.Record | None:
     return await conn.fetchrow(_FETCH, tenant_id, code)
+
+
+async def completion_context(
+    conn: asyncpg.Connection, tenant_id: str, member_id: str, task_code: str
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(_CONTEXT, tenant_id, member_id, task_code)
 
 
 async def list_tasks(conn: asyncpg.Connection, tenant_id: str, after_code: str, limit: int) -> list[asyncpg.Record]:

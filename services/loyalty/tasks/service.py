@@ -21,7 +21,7 @@ from services.loyalty.members.repository import active_plan_tier, fetch_member, 
 from services.loyalty.members.service import member_not_found
 from services.loyalty.periods import expires_at
 from services.loyalty.points import credit_available
-from services.loyalty.program.service import load_program
+from services.loyalty.program.service import program_of
 from services.loyalty.tasks import repository, rules
 from services.loyalty.tasks.schemas import (
     CODE_PATTERN,
@@ -125,9 +125,8 @@ def _checked_occurrence(value: datetime) -> datetime:
     return occurred_at
 
 
-async def _active_task(conn: asyncpg.Connection, tenant_id: str, code: str) -> Task:
-    row = await repository.fetch_task(conn, tenant_id, code)
-    if row is None:
+def _active_task(row: asyncpg.Record, code: str) -> Task:
+    if row["code"] is None:
         raise DomainError("task-not-found", 404, f"task {code} does not exist")
     task = task_of(row)
     if not task.active:
@@ -211,11 +210,12 @@ async def complete_task(
 ) -> TaskCompletion:
     """POST /v1/members/{id}/task-completions, inside run_idempotent (a refusal leaves nothing written)."""
     occurred_at = _checked_occurrence(data.occurred_at)
-    member = await fetch_member(conn, tenant_id, member_id)
-    if member is None:
+    context = await repository.completion_context(conn, tenant_id, member_id, data.task_code)
+    assert context is not None  # the key's tenant exists
+    if context["member_id"] is None:
         raise member_not_found(member_id)
-    task = await _active_task(conn, tenant_id, data.task_code)
-    timezone = await tenant_timezone(conn, tenant_id)
+    task = _active_task(context, data.task_code)
+    timezone = context["timezone"]
     day = rules.local_day(occurred_at, timezone)
     key = rules.period_key(task.period, day)
     sequence = await _take_slot(conn, tenant_id, member_id, task, key, data, occurred_at)
@@ -225,11 +225,11 @@ async def complete_task(
     streak_day, bonus = await _step_streak(conn, tenant_id, member_id, task, streak_row, day)
     codes = None
     if _has_multipliers(task):
-        codes = await _member_codes(conn, tenant_id, member_id, member["earned_tier"], occurred_at)
+        codes = await _member_codes(conn, tenant_id, member_id, context["earned_tier"], occurred_at)
     bps = _multiplier(task, codes)
     points = rules.apply_multiplier(task.points, bps)
     total = points + bonus
-    program = await load_program(conn, tenant_id)
+    program = program_of(context["config"], context["program_version"], context["program_updated_at"])
     expires = expires_at(program.config.expiry, occurred_at, timezone)
     entry_id = None
     if total:
