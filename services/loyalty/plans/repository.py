@@ -21,7 +21,7 @@ __all__ = [
     "mark_expired",
     "set_bonus_entry",
     "stack_end",
-    "tenant_currency",
+    "tenant_zone_and_currency",
     "upsert_plan",
 ]
 
@@ -58,7 +58,7 @@ SELECT {_PLAN_COLUMNS} FROM plans
  LIMIT $4
 """
 
-_CURRENCY = "SELECT currency FROM tenants WHERE tenant_id = $1"
+_TENANT = "SELECT timezone, currency FROM tenants WHERE tenant_id = $1"
 
 # A member's purchases serialise here (not on the member row, which earning flows update after
 # locking ledger accounts), so two concurrent purchases cannot both stack from the same end.
@@ -170,8 +170,9 @@ async def list_plans(
     return await conn.fetch(_LIST_PLANS, tenant_id, after, active, limit)
 
 
-async def tenant_currency(conn: asyncpg.Connection, tenant_id: str) -> str:
-    return str(await conn.fetchval(_CURRENCY, tenant_id))
+async def tenant_zone_and_currency(conn: asyncpg.Connection, tenant_id: str) -> tuple[str, str]:
+    row = await conn.fetchrow(_TENANT, tenant_id)
+    return str(row["timezone"]), str(row["currency"])
 
 
 async def lock_member_subscriptions(conn: asyncpg.Connection, tenant_id: str, member_id: str) -> None:

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import msgspec
 
-from services.loyalty.members.repository import active_plan_tier, fetch_member, tenant_timezone
+from services.loyalty.members.repository import active_plan_tier, fetch_member
 from services.loyalty.members.service import member_not_found
 from services.loyalty.periods import add_months, expires_at
 from services.loyalty.plans import repository
@@ -190,11 +190,16 @@ async def _purchasable_plan(conn: asyncpg.Connection, tenant_id: str, code: str)
 
 
 async def _credit_bonus(
-    conn: asyncpg.Connection, tenant_id: str, member_id: str, subscription_id: str, points: int, paid_at: datetime
+    conn: asyncpg.Connection,
+    tenant_id: str,
+    member_id: str,
+    subscription_id: str,
+    points: int,
+    paid_at: datetime,
+    timezone: str,
 ) -> None:
     """The plan's bonus points: available at once (debt repaid first), expiring as earned at payment."""
     config = (await load_program(conn, tenant_id)).config
-    timezone = await tenant_timezone(conn, tenant_id)
     credited = await credit_available(
         conn,
         tenant_id,
@@ -231,7 +236,8 @@ async def subscribe(
             "lifetime-active", 409, f"member {member_id} already holds a lifetime plan of this tier; nothing to extend"
         )
     starts_at = max(paid_at, current_end) if current_end is not None else paid_at
-    ends_at = plan_end(starts_at, plan["duration"], await tenant_timezone(conn, tenant_id))
+    timezone, currency = await repository.tenant_zone_and_currency(conn, tenant_id)
+    ends_at = plan_end(starts_at, plan["duration"], timezone)
 
     tiers = await load_tiers(conn, tenant_id)
     at = max(now, paid_at)
@@ -244,7 +250,7 @@ async def subscribe(
             member_id=member_id,
             plan=plan,
             paid_amount=data.paid_amount,
-            currency=await repository.tenant_currency(conn, tenant_id),
+            currency=currency,
             paid_at=paid_at,
             starts_at=starts_at,
             ends_at=ends_at,
@@ -254,7 +260,7 @@ async def subscribe(
             raise _trial_used(member_id) from None
         raise
     if plan["bonus_points"]:
-        await _credit_bonus(conn, tenant_id, member_id, data.subscription_id, plan["bonus_points"], paid_at)
+        await _credit_bonus(conn, tenant_id, member_id, data.subscription_id, plan["bonus_points"], paid_at, timezone)
     await emit(
         conn,
         tenant_id,
