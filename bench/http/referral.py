@@ -144,11 +144,11 @@ async def seed(ctx: Context, client: httpx.AsyncClient) -> None:
 async def _place_history(client: httpx.AsyncClient, ctx: Context) -> None:
     """Orders placed before the measurement, so the ledger and order tables are not empty.
 
-    On empty tables every pooled connection plans the posting trigger's entry check and the foreign-key
-    checks of the commission rows as sequential scans, and keeps those plans: each order then reads the
-    whole table, until autovacuum first analyzes the new database (docs/benchmarks.md, "Issue 4, fourth
-    round"). pgbench, which runs after the HTTP run, got index plans. A shop that has sold anything is
-    not in that state either.
+    On empty tables the service's pooled connections plan the lookups in `entries` made while posting
+    and the commission rows' foreign-key check as sequential scans, and keep those plans: each order
+    then reads the whole table, until the statistics are updated (docs/benchmarks.md, "Issue 4, fourth
+    round"). pgbench, whose connections open after the HTTP run, got index plans. A shop that has sold
+    anything is not in that state either.
     """
     args = ctx.args
 
