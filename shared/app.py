@@ -10,6 +10,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
@@ -33,6 +34,7 @@ from shared.observability import (
     HttpMetricsMiddleware,
     RequestIdMiddleware,
     configure_logging,
+    count_unrouted,
     unwatch_pool,
     watch_pool,
 )
@@ -41,6 +43,16 @@ from shared.settings import Settings
 __all__ = ["create_service_app"]
 
 API_VERSION = "0.1.0"
+
+
+def _unrouted_counter(app_name: str) -> Any:
+    """An exception hook: the router's own refusals (no route in the scope) go into the request metrics."""
+
+    async def hook(exc: Exception, scope: Scope) -> None:
+        if scope["type"] == "http" and "route_handler" not in scope:
+            count_unrouted(app_name, scope["method"], exc.status_code if isinstance(exc, HTTPException) else 500)
+
+    return hook
 
 
 class MetricsController(PrometheusController):
@@ -99,7 +111,8 @@ def create_service_app(
             "db": Provide(provide_transaction),
             "conn": Provide(provide_connection),
         },
-        # Plain ASGI middleware, run per route after routing (unrouted 404/405 answers pass none of them).
+        # Plain ASGI middleware, run per route after routing (unrouted 404/405 answers pass none of them:
+        # the `after_exception` hook counts those).
         middleware=[
             DefineMiddleware(_AllowHeaderFix, allowed_methods=allowed_methods),
             RequestIdMiddleware,
@@ -107,6 +120,7 @@ def create_service_app(
             DefineMiddleware(AuthMiddleware),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        after_exception=[_unrouted_counter(settings.service)],
         before_request=strict_body,
         lifespan=[lifespan],
         state=_state(settings, verify_checks, all_jobs, liability),

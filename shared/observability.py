@@ -19,9 +19,11 @@ from prometheus_client.registry import Collector
 
 __all__ = [
     "LEDGER_ENTRIES",
+    "UNROUTED",
     "HttpMetricsMiddleware",
     "RequestIdMiddleware",
     "configure_logging",
+    "count_unrouted",
     "unwatch_pool",
     "watch_pool",
 ]
@@ -162,6 +164,21 @@ def _done_children(key: tuple[str, str, str, int]) -> tuple[Any, Any, Any]:
     children = (_REQUESTS.labels(*values), _DURATION.labels(*values), error)
     _DONE_CHILDREN[key] = children
     return children
+
+
+UNROUTED = "(unrouted)"  # the `path` label of requests the router refused: no template, and ids stay out
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+
+
+def count_unrouted(app_name: str, method: str, status: int) -> None:
+    """Count a request the router refused (404, 405, a bad Host header). No route means no route
+    middleware saw it; its duration is not known here, so only `http_requests_total` moves. Any
+    other method is counted as `OTHER`: the client chooses it, and labels must stay few."""
+    key = (app_name, method if method in _METHODS else "OTHER", UNROUTED, status)
+    count, _, error = _DONE_CHILDREN.get(key) or _done_children(key)
+    count.inc()
+    if error is not None:
+        error.inc()
 
 
 class HttpMetricsMiddleware:

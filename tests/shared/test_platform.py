@@ -136,9 +136,9 @@ async def test_readyz_is_503_when_the_pool_has_no_free_connection(database_url: 
     assert free.status_code == 200
 
 
-def _requests_total(metrics: str, path: str, status: int) -> float:
-    """The loyalty app's `http_requests_total` of GET `path` answered with `status` (0 when none yet)."""
-    wanted = {"app_name": "loyalty", "method": "GET", "path": path, "status_code": str(status)}
+def _requests_total(metrics: str, path: str, status: int, method: str = "GET") -> float:
+    """The loyalty app's `http_requests_total` of `method` `path` answered with `status` (0 when none yet)."""
+    wanted = {"app_name": "loyalty", "method": method, "path": path, "status_code": str(status)}
     for line in metrics.splitlines():
         if line.startswith("http_requests_total{"):
             labels, value = line[len("http_requests_total{") :].rsplit("} ", 1)
@@ -159,3 +159,19 @@ async def test_an_auth_refusal_carries_its_request_id_and_is_counted_as_a_401(
     assert refused.headers["content-type"] == PROBLEM_MEDIA_TYPE
     assert refused.headers["x-request-id"] == "refused-1"
     assert _requests_total((await loyalty_client.get("/metrics")).text, path, 401) == before + 1
+
+
+async def test_requests_the_router_refuses_are_counted_without_their_path(loyalty_client: httpx.AsyncClient) -> None:
+    before = (await loyalty_client.get("/metrics")).text
+    missing = await loyalty_client.get("/v1/nothing-here/m-secret")
+    method = await loyalty_client.delete("/livez")
+    invented = await loyalty_client.request("BREW", "/livez")
+    after = (await loyalty_client.get("/metrics")).text
+    assert (missing.status_code, method.status_code, invented.status_code) == (404, 405, 405)
+    assert _requests_total(after, "(unrouted)", 405, "OTHER") == _requests_total(before, "(unrouted)", 405, "OTHER") + 1
+    assert "BREW" not in after
+    assert _requests_total(after, "(unrouted)", 404) == _requests_total(before, "(unrouted)", 404) + 1
+    assert (
+        _requests_total(after, "(unrouted)", 405, "DELETE") == _requests_total(before, "(unrouted)", 405, "DELETE") + 1
+    )
+    assert "m-secret" not in after  # the refused path never becomes a label value
