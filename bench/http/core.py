@@ -48,6 +48,7 @@ __all__ = [
     "ensure_py_spy",
     "ensure_wrk",
     "gather_limited",
+    "seed_request",
     "processes_cpu",
     "profile_cprofile",
     "profile_py_spy",
@@ -1002,3 +1003,25 @@ async def gather_limited(coros: Sequence[Awaitable[Any]], limit: int) -> list[An
             return await coro
 
     return await asyncio.gather(*(one(c) for c in coros))
+
+
+async def seed_request(
+    client: httpx.AsyncClient, ctx: Context, method: str, path: str, body: Any, scope: str = "client"
+) -> dict[str, Any]:
+    """One seeding request, its JSON answer. Every one is idempotent (a PUT, or a POST with its business
+    id), so a retry after a 5xx or a keep-alive connection the server closed as it was reused
+    (httpx.ReadError) is safe; any other refusal stops the seeding."""
+    problem = ""
+    for attempt in range(5):
+        try:
+            response = await client.request(method, path, json=body, headers=ctx.headers(scope))
+        except httpx.TransportError as exc:
+            problem = repr(exc)
+            await asyncio.sleep(0.1 * attempt)
+            continue
+        if response.status_code in (200, 201):
+            return response.json()  # type: ignore[no-any-return]
+        problem = f"{response.status_code} {response.text[:500]}"
+        if response.status_code < 500:
+            break
+    raise RuntimeError(f"{method} {path}: {problem}")

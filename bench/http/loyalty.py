@@ -16,7 +16,6 @@ Seeding, all over HTTP through the service itself (so the rows are exactly what 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from bench.http.core import Capture, Context, Scenario, ServicePlugin, Target, gather_limited
+from bench.http.core import Capture, Context, Scenario, ServicePlugin, Target, gather_limited, seed_request
 
 __all__ = ["PLUGIN", "add_arguments"]
 
@@ -78,36 +77,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--loyalty-redeemers", type=int, default=1_000, help="members with points to redeem")
 
 
-async def _call(
-    client: httpx.AsyncClient, ctx: Context, method: str, path: str, body: Any, scope: str = "client"
-) -> dict[str, Any]:
-    """One seeding request. Every one is idempotent (a PUT, or a POST with its business id), so a retry
-    after a 5xx or a keep-alive connection the server closed as it was reused (httpx.ReadError) is safe."""
-    problem = ""
-    for attempt in range(5):
-        try:
-            response = await client.request(method, path, json=body, headers=ctx.headers(scope))
-        except httpx.TransportError as exc:
-            problem = repr(exc)
-            await asyncio.sleep(0.1 * attempt)
-            continue
-        if response.status_code in (200, 201):
-            return response.json()  # type: ignore[no-any-return]
-        problem = f"{response.status_code} {response.text[:500]}"
-        if response.status_code < 500:
-            break
-    raise RuntimeError(f"{method} {path}: {problem}")
-
-
 async def seed(ctx: Context, client: httpx.AsyncClient) -> None:
     args = ctx.args
-    await _call(
+    await seed_request(
         client, ctx, "PUT", "/v1/program", {"earn_points": 1, "earn_per_amount": 100, "pending_days": 7}, "admin"
     )
     limit = args.seed_concurrency
 
     async def register(member_id: str) -> None:
-        await _call(client, ctx, "PUT", f"/v1/members/{member_id}", {"joined_at": JOINED_AT, "attributes": {}})
+        await seed_request(client, ctx, "PUT", f"/v1/members/{member_id}", {"joined_at": JOINED_AT, "attributes": {}})
 
     if ctx.selected & {"earn", "checkin", "member"}:
         await gather_limited([register(MEMBERS.member(i)) for i in range(1, args.loyalty_members + 1)], limit)
@@ -123,16 +101,16 @@ async def seed(ctx: Context, client: httpx.AsyncClient) -> None:
             "period": "day",
             "limit_per_period": CHECKIN_LIMIT,
         }
-        await _call(client, ctx, "PUT", f"/v1/tasks/{TASK}", task, "admin")
+        await seed_request(client, ctx, "PUT", f"/v1/tasks/{TASK}", task, "admin")
     if "redeem" in ctx.selected:
         reward = {"name": "Benchmark coupon", "cost_points": REWARD_COST, "kind": "coupon"}
-        await _call(client, ctx, "PUT", f"/v1/rewards/{REWARD}", reward, "admin")
+        await seed_request(client, ctx, "PUT", f"/v1/rewards/{REWARD}", reward, "admin")
 
         async def redeemer(i: int) -> None:
             member_id = REDEEMERS.member(i)
             await register(member_id)
             grant = {"adjustment_id": f"seed-{member_id}", "points": REDEEMER_POINTS, "reason": "benchmark seed"}
-            await _call(client, ctx, "POST", f"/v1/members/{member_id}/adjustments", grant, "admin")
+            await seed_request(client, ctx, "POST", f"/v1/members/{member_id}/adjustments", grant, "admin")
 
         await gather_limited([redeemer(i) for i in range(1, args.loyalty_redeemers + 1)], limit)
         ctx.seeded["redeemers"] = args.loyalty_redeemers

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from bench.http.core import Capture, Context, Scenario, ServicePlugin, Target, gather_limited
+from bench.http.core import Capture, Context, Scenario, ServicePlugin, Target, gather_limited, seed_request
 from services.referral.app import create_app
 
 __all__ = ["PLUGIN", "add_arguments"]
@@ -57,30 +57,12 @@ async def _register(
     body: dict[str, Any] = {"registered_at": at}
     if invite_code is not None:
         body["invite_code"] = invite_code
-    # Registration is idempotent (same registered_at: 200 with the member), so a retry is safe: after a
-    # 5xx, or a keep-alive connection the server closed just as it was reused (httpx.ReadError).
-    problem = ""
-    for _ in range(5):
-        try:
-            response = await client.put(f"/v1/members/{member_id}", json=body, headers=ctx.headers())
-        except httpx.TransportError as exc:
-            problem = repr(exc)
-            continue
-        if response.status_code in (200, 201):
-            return response.json()  # type: ignore[no-any-return]
-        problem = f"{response.status_code} {response.text[:500]}"
-        if response.status_code < 500:
-            break
-    raise RuntimeError(f"PUT /v1/members/{member_id}: {problem}")
+    return await seed_request(client, ctx, "PUT", f"/v1/members/{member_id}", body)
 
 
 async def seed(ctx: Context, client: httpx.AsyncClient) -> None:
     args = ctx.args
-    response = await client.put(
-        "/v1/program", json={"depth": 2, "level_rates_bps": [1000, 500]}, headers=ctx.headers("admin")
-    )
-    if response.status_code != 200:
-        raise RuntimeError(f"PUT /v1/program: {response.status_code} {response.text[:500]}")
+    await seed_request(client, ctx, "PUT", "/v1/program", {"depth": 2, "level_rates_bps": [1000, 500]}, "admin")
 
     if not ctx.selected & {"order", "member", "team_first", "team_last"}:
         return
@@ -153,21 +135,7 @@ async def _place_history(client: httpx.AsyncClient, ctx: Context) -> None:
     args = ctx.args
 
     async def place(k: int) -> None:
-        i = k % args.buyers + 1
-        order_id = f"seed-{k:06d}"
-        problem = ""
-        for _ in range(5):  # idempotent by order_id: a retry after a transport error is safe
-            try:
-                response = await client.post("/v1/orders", json=_order(order_id, i), headers=ctx.headers())
-            except httpx.TransportError as exc:
-                problem = repr(exc)
-                continue
-            if response.status_code in (200, 201):
-                return
-            problem = f"{response.status_code} {response.text[:500]}"
-            if response.status_code < 500:
-                break
-        raise RuntimeError(f"POST /v1/orders {order_id}: {problem}")
+        await seed_request(client, ctx, "POST", "/v1/orders", _order(f"seed-{k:06d}", k % args.buyers + 1))
 
     await gather_limited([place(k) for k in range(args.history)], args.seed_concurrency)
     ctx.seeded["history_orders"] = args.history
