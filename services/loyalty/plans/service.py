@@ -142,10 +142,17 @@ async def effective_tier(
 ) -> Tier:
     """The higher of the member's earned tier and the tier of a plan running at `at` (as GET member)."""
     member = await fetch_member(conn, tenant_id, member_id)
-    plan = await active_plan_tier(conn, tenant_id, member_id, at)
-    return standing.effective_tier(
-        tiers, member["earned_tier"] if member is not None else None, plan["tier_code"] if plan is not None else None
+    return await _with_plan(
+        conn, tenant_id, member_id, tiers, at, member["earned_tier"] if member is not None else None
     )
+
+
+async def _with_plan(
+    conn: asyncpg.Connection, tenant_id: str, member_id: str, tiers: list[Tier], at: datetime, earned_tier: str | None
+) -> Tier:
+    """The higher of `earned_tier` and the tier of the member's plan running at `at`."""
+    plan = await active_plan_tier(conn, tenant_id, member_id, at)
+    return standing.effective_tier(tiers, earned_tier, plan["tier_code"] if plan is not None else None)
 
 
 async def record_plan_tier_change(
@@ -224,7 +231,8 @@ async def subscribe(
     now = datetime.now(UTC)
     if paid_at > now + FUTURE_SKEW:
         raise DomainError("invalid-timestamp", 422, "paid_at lies more than 5 minutes in the future")
-    if await fetch_member(conn, tenant_id, member_id) is None:
+    member = await fetch_member(conn, tenant_id, member_id)
+    if member is None:
         raise member_not_found(member_id)
     plan = await _purchasable_plan(conn, tenant_id, data.plan_code)
     await repository.lock_member_subscriptions(conn, tenant_id, member_id)
@@ -241,7 +249,9 @@ async def subscribe(
 
     tiers = await load_tiers(conn, tenant_id)
     at = max(now, paid_at)
-    before = await effective_tier(conn, tenant_id, member_id, tiers, at)
+    # The tier this subscription moves, against the earned tier read above: the subscription and its
+    # bonus (not qualifying points) leave that as it is, so only the plan side is read again after.
+    before = await _with_plan(conn, tenant_id, member_id, tiers, at, member["earned_tier"])
     try:
         row = await repository.insert_subscription(
             conn,
@@ -276,7 +286,7 @@ async def subscribe(
         },
         occurred_at=paid_at,
     )
-    after = await effective_tier(conn, tenant_id, member_id, tiers, at)
+    after = await _with_plan(conn, tenant_id, member_id, tiers, at, member["earned_tier"])
     await record_plan_tier_change(conn, tenant_id, member_id, before, after, "plan_started", at)
     view = subscription_view(row)
     return SubscriptionStarted(**msgspec.structs.asdict(view), plan_ends_at=ends_at)
