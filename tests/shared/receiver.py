@@ -26,6 +26,12 @@ class Received:
         return envelope
 
 
+class _Server(ThreadingHTTPServer):
+    # The dispatcher sends a whole batch at once; socketserver's default backlog of 5 refuses some of
+    # those connections, which then count as failed attempts.
+    request_queue_size = 128
+
+
 class Receiver:
     """An HTTP endpoint on 127.0.0.1 and a random port (a thread of its own): it records every request,
     answers 500 to the first `fail_first` ones (`fail_always` for all) and 204 to the others."""
@@ -58,7 +64,7 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks/loyalty"
         self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True)
