@@ -34,7 +34,7 @@ class HealthController(Controller):
         "/livez",
         operation_id="livez",
         summary="The process is alive (no I/O)",
-        responses=problem_responses(),
+        responses=problem_responses(database=False),
         operation_class=PublicOperation,
     )
     async def livez(self) -> dict[str, str]:

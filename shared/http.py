@@ -61,13 +61,15 @@ _DESCRIPTIONS = {
     412: "If-Match did not match the current ETag",
     422: "Well-formed but refused by a rule; nothing was written",
     500: "A fault of ours; nothing was written",
-    503: "The database is unavailable or too slow; retry",
+    503: "The database is unreachable (`unavailable`) or did not answer in time (`timeout`), or a transient "
+    "shortage (`invite-codes-exhausted`); nothing was written; retry",
 }
 
 
-def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the problems an operation can return (always 400 and 500 too)."""
-    codes = sorted({400, 500, *statuses})
+def problem_responses(*statuses: int, database: bool = True) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problems an operation can return: always 400 and 500, and 503 for every
+    operation that uses the database (unreachable, or past `statement_timeout`)."""
+    codes = sorted({400, 500, *statuses, *((503,) if database else ())})
     return {
         code: ResponseSpec(
             data_container=Problem,

@@ -78,6 +78,16 @@ def test_every_operation_documents_400_and_500_problems(spec: dict[str, Any]) ->
     assert not missing, f"not documented as {PROBLEM_MEDIA_TYPE}: {missing}"
 
 
+def test_every_operation_but_livez_documents_503(spec: dict[str, Any]) -> None:
+    """Every operation that uses the database can meet it unreachable or past `statement_timeout`."""
+    missing = [
+        f"{method} {path}"
+        for method, path, op in operations(spec)
+        if op["operationId"] != "livez" and not _documents_problem(op, 503)
+    ]
+    assert not missing, f"operations without a 503 {PROBLEM_MEDIA_TYPE}: {missing}"
+
+
 def test_operations_with_auth_document_401(spec: dict[str, Any]) -> None:
     default_security = spec.get("security", [])
     missing = [
