@@ -307,6 +307,30 @@ async def test_freeze_from_received(referral_client, tenant) -> None:
     await assert_ledger_ok(referral_client, tenant)
 
 
+async def test_a_receipt_counts_the_freeze_days_the_order_was_paid_under(referral_client, tenant) -> None:
+    await chain(referral_client, tenant, "A", "B")
+    await configure(referral_client, tenant, freeze_from="received", freeze_days=7)
+    await place(referral_client, tenant, order_body("o-7", "B", ("sku-1", 10000)))
+    await configure(referral_client, tenant, freeze_from="received", freeze_days=30)
+    await place(referral_client, tenant, order_body("o-30", "B", ("sku-1", 10000)))
+
+    received = {"received_at": "2026-03-03T12:00:00+08:00"}
+    views = {}
+    for order_id in ("o-7", "o-30"):
+        response = await referral_client.post(f"/v1/orders/{order_id}/received", json=received, headers=tenant.client)
+        assert response.status_code == 200, response.text
+        views[order_id] = response.json()["items"][0]["commissions"][0]["release_at"]
+    assert views == {"o-7": "2026-03-10T04:00:00Z", "o-30": "2026-04-02T04:00:00Z"}
+    assert (await run_release(referral_client, tenant, "2026-03-10T04:00:00Z"))["processed"] == 1
+    assert (await commission(referral_client, tenant, "A")) == {
+        "frozen": 1000,
+        "available": 1000,
+        "withdrawing": 0,
+        "debt": 0,
+    }
+    await assert_ledger_ok(referral_client, tenant)
+
+
 async def test_receipt_under_freeze_from_paid_is_only_recorded(referral_client, tenant) -> None:
     await chain(referral_client, tenant, "A", "B")
     await place(referral_client, tenant, order_body("o-1", "B", ("sku-1", 10000)))

@@ -88,9 +88,11 @@ class OrderController(Controller):
         "/{order_id:str}/received",
         operation_id="recordOrderReceived",
         summary="Record that the buyer received the order",
-        description="When the programme counts the freeze from receipt (`freeze_from = received`), the "
-        "order's waiting commission is released `freeze_days` after `received_at`. Otherwise it is only "
-        "recorded. Sending the same time again changes nothing; another time is 409 `already-received`.",
+        description="When the programme counted the freeze from receipt (`freeze_from = received`) at "
+        "payment, the order's waiting commission is released `freeze_days` after `received_at`, with the "
+        "`freeze_days` the programme had when the order was paid (a later change of the programme does not "
+        "move it). Otherwise it is only recorded. Sending the same time again changes nothing; another time "
+        "is 409 `already-received`.",
         responses=problem_responses(401, 404, 409, 422),
         status_code=200,
     )

@@ -50,7 +50,8 @@ SELECT t.currency, t.timezone, pr.config, pr.version, pr.updated_at,
 
 # The order after its ledger entry, in one statement (foreign keys are checked at its end): the buyer's
 # team statistics (§6.6: paid orders and net paid amount; the row is locked here, after the accounts,
-# and held only until the commit), the order, its lines, its commission rows and, when it accrued
+# and held only until the commit), the order with the freeze days it was paid under ($22), its lines,
+# its commission rows and, when it accrued
 # anything ($9, the entry), `commission.accrued` with its webhook deliveries (as
 # `shared.events.outbox.emit` writes them).
 _INSERT_ORDER = f"""
@@ -59,8 +60,8 @@ WITH b AS (
      WHERE tenant_id = $1 AND member_id = $3
 ), o AS (
     INSERT INTO orders (tenant_id, order_id, buyer_id, currency, paid_at, total_amount, chain, rule_version,
-                        accrue_entry_id)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                        accrue_entry_id, freeze_days)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $22)
     RETURNING created_at
 ), i AS (
     INSERT INTO order_items (tenant_id, order_id, item_id, category, amount, quantity)
@@ -77,7 +78,7 @@ SELECT created_at FROM o
 """
 
 _LOCK_ORDER = """
-SELECT order_id, buyer_id, currency, paid_at, received_at, total_amount, refunded_amount
+SELECT order_id, buyer_id, currency, paid_at, received_at, total_amount, refunded_amount, freeze_days
   FROM orders WHERE tenant_id = $1 AND order_id = $2
    FOR UPDATE
 """
@@ -215,6 +216,7 @@ async def insert_order(
     commissions: tuple[list[str], list[int], list[str], list[int], list[int], list[int]],
     release_at: datetime | None,
     event: dict[str, Any] | None,
+    freeze_days: int,
 ) -> datetime:
     """Insert the order (see `_INSERT_ORDER`); `event`: the data of `commission.accrued`."""
     created_at: datetime = await conn.fetchval(
@@ -232,6 +234,7 @@ async def insert_order(
         release_at,
         *commissions,
         event,
+        freeze_days,
     )
     return created_at
 

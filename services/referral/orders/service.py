@@ -158,6 +158,7 @@ class PreparedOrder(msgspec.Struct, frozen=True, kw_only=True):
     per_member: dict[str, int]
     columns: tuple[list[Any], ...]
     release_at: datetime | None
+    freeze_days: int  # the programme's, kept on the order for a later receipt
 
 
 def prepare_order(data: OrderIn, snapshot: ChainSnapshot, now: datetime) -> PreparedOrder:
@@ -219,7 +220,9 @@ def prepare_order(data: OrderIn, snapshot: ChainSnapshot, now: datetime) -> Prep
         items=views,
         refunds=[],
     )
-    return PreparedOrder(view=view, per_member=per_member, columns=columns, release_at=release_at)
+    return PreparedOrder(
+        view=view, per_member=per_member, columns=columns, release_at=release_at, freeze_days=config.freeze_days
+    )
 
 
 async def apply_order(conn: asyncpg.Connection, tenant_id: str, data: OrderIn, prepared: PreparedOrder) -> None:
@@ -279,6 +282,7 @@ async def apply_order(conn: asyncpg.Connection, tenant_id: str, data: OrderIn, p
         commissions=prepared.columns,
         release_at=prepared.release_at,
         event=event,
+        freeze_days=prepared.freeze_days,
     )
 
 
@@ -300,7 +304,8 @@ async def lock_order(conn: asyncpg.Connection, tenant_id: str, order_id: str) ->
 
 
 async def record_receipt(conn: asyncpg.Connection, tenant_id: str, order_id: str, data: ReceivedIn) -> OrderView:
-    """Record receipt once; commission waiting for it (freeze_from = received) is released freeze days later."""
+    """Record receipt once; commission waiting for it (freeze_from = received) is released the freeze
+    days of the order's payment later."""
     order = await lock_order(conn, tenant_id, order_id)
     # Aware datetimes compare across offsets; converting comes last (0001-01-01T00:00+14:00 has no UTC).
     if order["received_at"] is not None:
@@ -316,10 +321,13 @@ async def record_receipt(conn: asyncpg.Connection, tenant_id: str, order_id: str
     if data.received_at < order["paid_at"]:
         raise DomainError("received-before-paid", 422, "received_at is earlier than the order's paid_at")
     received_at = data.received_at.astimezone(UTC)
-    config = (await load_program(conn, tenant_id)).config
+    # The freeze days the order was paid under (the snapshot); orders older than that column: today's.
+    freeze_days = order["freeze_days"]
+    if freeze_days is None:
+        freeze_days = (await load_program(conn, tenant_id)).config.freeze_days
     tenant = await repository.tenant_money_settings(conn, tenant_id)
     assert tenant is not None  # the order exists, so its tenant does
-    release_at = release_time(received_at, config.freeze_days, tenant["timezone"])
+    release_at = release_time(received_at, freeze_days, tenant["timezone"])
     scheduled = await repository.record_receipt(conn, tenant_id, order_id, received_at, release_at)
     await emit(
         conn,
