@@ -243,6 +243,9 @@ async def test_invites_leaderboard_ranks_by_score_then_member(
     await assert_ledger_ok(referral_client, tenant)
 
 
+MARCH = "2026-03-15T00:00:00+08:00"
+
+
 async def test_commission_and_team_sales_leaderboards(referral_client: httpx.AsyncClient, tenant: TenantKeys) -> None:
     # Default programme: L1 10 %, L2 5 %. top ← mid ← {b1, b2}; other ← b3.
     await configure(referral_client, tenant)
@@ -277,4 +280,16 @@ async def test_commission_and_team_sales_leaderboards(referral_client: httpx.Asy
         (2, "mid", 600),
         (3, "top", 300),
     ]
+
+    # Pages of one: the cursor walks both boards in the full ranking's order, ties (mid, top) included.
+    for metric, params in (("commission", {"period": "all"}), ("team_sales", {"period": "month", "as_of": MARCH})):
+        full = scores(await ranking(referral_client, tenant, metric, **params))
+        paged, cursor = [], None
+        for _ in range(len(full)):
+            page = await ranking(
+                referral_client, tenant, metric, limit=1, **params, **({"cursor": cursor} if cursor else {})
+            )
+            paged += scores(page)
+            cursor = page["next_cursor"]
+        assert (paged, cursor) == (full, None), metric
     await assert_ledger_ok(referral_client, tenant)
