@@ -168,17 +168,21 @@ def _done_children(key: tuple[str, str, str, int]) -> tuple[Any, Any, Any]:
 
 UNROUTED = "(unrouted)"  # the `path` label of requests the router refused: no template, and ids stay out
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+_UNROUTED_CHILDREN: dict[tuple[str, str, int], Any] = {}
 
 
 def count_unrouted(app_name: str, method: str, status: int) -> None:
     """Count a request the router refused (404, 405, a bad Host header). No route means no route
-    middleware saw it; its duration is not known here, so only `http_requests_total` moves. Any
-    other method is counted as `OTHER`: the client chooses it, and labels must stay few."""
-    key = (app_name, method if method in _METHODS else "OTHER", UNROUTED, status)
-    count, _, error = _DONE_CHILDREN.get(key) or _done_children(key)
+    middleware saw it; its duration is not known here, so only `http_requests_total` moves (no
+    empty duration series either). Any other method is counted as `OTHER`: the client chooses it,
+    and labels must stay few."""
+    key = (app_name, method if method in _METHODS else "OTHER", status)
+    count = _UNROUTED_CHILDREN.get(key)
+    if count is None:
+        count = _UNROUTED_CHILDREN[key] = _REQUESTS.labels(key[1], UNROUTED, str(status), app_name)
     count.inc()
-    if error is not None:
-        error.inc()
+    if status >= 500:
+        _errors().labels(key[1], UNROUTED, str(status), app_name).inc()
 
 
 class HttpMetricsMiddleware:

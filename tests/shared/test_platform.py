@@ -170,6 +170,7 @@ async def test_requests_the_router_refuses_are_counted_without_their_path(loyalt
     assert (missing.status_code, method.status_code, invented.status_code) == (404, 405, 405)
     assert _requests_total(after, "(unrouted)", 405, "OTHER") == _requests_total(before, "(unrouted)", 405, "OTHER") + 1
     assert "BREW" not in after
+    assert 'http_request_duration_seconds_count{app_name="loyalty",method="GET",path="(unrouted)"' not in after
     assert _requests_total(after, "(unrouted)", 404) == _requests_total(before, "(unrouted)", 404) + 1
     assert (
         _requests_total(after, "(unrouted)", 405, "DELETE") == _requests_total(before, "(unrouted)", 405, "DELETE") + 1
