@@ -304,8 +304,8 @@ async def lock_order(conn: asyncpg.Connection, tenant_id: str, order_id: str) ->
 
 
 async def record_receipt(conn: asyncpg.Connection, tenant_id: str, order_id: str, data: ReceivedIn) -> OrderView:
-    """Record receipt once; commission waiting for it (freeze_from = received) is released the freeze
-    days of the order's payment later."""
+    """Record receipt once; commission waiting for it (freeze_from = received) is released after the
+    freeze days the order was paid under."""
     order = await lock_order(conn, tenant_id, order_id)
     # Aware datetimes compare across offsets; converting comes last (0001-01-01T00:00+14:00 has no UTC).
     if order["received_at"] is not None:
@@ -321,7 +321,7 @@ async def record_receipt(conn: asyncpg.Connection, tenant_id: str, order_id: str
     if data.received_at < order["paid_at"]:
         raise DomainError("received-before-paid", 422, "received_at is earlier than the order's paid_at")
     received_at = data.received_at.astimezone(UTC)
-    # The freeze days the order was paid under (the snapshot); orders older than that column: today's.
+    # The freeze days kept with the order's snapshot; orders placed before migration 0006 have none.
     freeze_days = order["freeze_days"]
     if freeze_days is None:
         freeze_days = (await load_program(conn, tenant_id)).config.freeze_days
