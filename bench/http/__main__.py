@@ -168,8 +168,13 @@ def _seeded_database(
         found = next((e for e in entries if e.get("params") == params), None)
         if found:
             seed_db = found["database"]
+            # Older code may have left it at an older migration: bring its schema to this code's head
+            # (as a deployment upgrades its database), or the service would meet columns it lacks.
+            err.print(f"seeded database: migrating {seed_db} to this code's migrations (--keep-seed)")
+            migrate(with_database(admin_url, seed_db))
     if found and not args.reseed:
-        err.print(f"seeded database: reusing {seed_db} (same code, sizes and server; --reseed to rebuild)")
+        why = "same code, sizes and server" if found.get("fingerprint") == fingerprint else "--keep-seed: same sizes"
+        err.print(f"seeded database: reusing {seed_db} ({why}; --reseed to rebuild)")
         return seed_db, found["keys"], found["seeded"], True
     seed_dsn = with_database(admin_url, seed_db)
     asyncio.run(_recreate(admin_url, seed_db))
