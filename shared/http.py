@@ -17,6 +17,7 @@ from litestar.openapi.spec import Operation
 
 from shared.errors import PROBLEM_MEDIA_TYPE, DomainError, Problem, problem_from_database_error
 from shared.idempotency import Outcome
+from shared.observability import request_id_of
 
 __all__ = [
     "EXCEPTION_HANDLERS",
@@ -114,7 +115,10 @@ def http_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Respons
         instance=request.url.path,
         errors=errors or None,
     )
-    return _problem(request, problem, dict(exc.headers) if exc.headers else None)
+    headers = dict(exc.headers) if exc.headers else {}
+    if "route_handler" not in request.scope:  # refused by the router: no route middleware gave it an id
+        headers["X-Request-ID"] = request_id_of(request.scope)
+    return _problem(request, problem, headers or None)
 
 
 def _on_database_error(request: Request[Any, Any, Any], exc: asyncpg.PostgresError) -> Response[Problem]:

@@ -24,6 +24,7 @@ __all__ = [
     "RequestIdMiddleware",
     "configure_logging",
     "count_unrouted",
+    "request_id_of",
     "unwatch_pool",
     "watch_pool",
 ]
@@ -94,6 +95,16 @@ def _new_request_id() -> str:
     return raw.hex()
 
 
+def request_id_of(scope: Scope) -> str:
+    """The request's sane `X-Request-ID` (the last one sent), or a new one."""
+    incoming = b""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            incoming = value  # the last one wins, as with dict(headers)
+    text = incoming.decode("latin-1")
+    return text if _REQUEST_ID.match(text) else _new_request_id()
+
+
 class RequestIdMiddleware:
     """Accept a sane `X-Request-ID` or make one; bind it to every log line and echo it back.
 
@@ -108,12 +119,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = b""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                incoming = value  # the last one wins, as with dict(headers)
-        text = incoming.decode("latin-1")
-        request_id = text if _REQUEST_ID.match(text) else _new_request_id()
+        request_id = request_id_of(scope)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         header = (b"x-request-id", request_id.encode("latin-1"))

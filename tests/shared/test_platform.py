@@ -163,11 +163,12 @@ async def test_an_auth_refusal_carries_its_request_id_and_is_counted_as_a_401(
 
 async def test_requests_the_router_refuses_are_counted_without_their_path(loyalty_client: httpx.AsyncClient) -> None:
     before = (await loyalty_client.get("/metrics")).text
-    missing = await loyalty_client.get("/v1/nothing-here/m-secret")
+    missing = await loyalty_client.get("/v1/nothing-here/m-secret", headers={"X-Request-ID": "lost-1"})
     method = await loyalty_client.delete("/livez")
     invented = await loyalty_client.request("BREW", "/livez")
     after = (await loyalty_client.get("/metrics")).text
     assert (missing.status_code, method.status_code, invented.status_code) == (404, 405, 405)
+    assert missing.headers["x-request-id"] == "lost-1" and len(method.headers["x-request-id"]) == 32
     assert _requests_total(after, "(unrouted)", 405, "OTHER") == _requests_total(before, "(unrouted)", 405, "OTHER") + 1
     assert "BREW" not in after
     assert 'http_request_duration_seconds_count{app_name="loyalty",method="GET",path="(unrouted)"' not in after
